@@ -1,0 +1,78 @@
+"""The one error handler: every failure becomes the documented JSON error body.
+
+``{"detail": <str or list of {loc, msg, type}>, "error": {message, type, param, code}}``:
+``detail`` as FastAPI (and the WriftAI docs) shape it, ``error`` as OpenAI clients read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify
+from kombu.exceptions import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from common.errors import InferqError, RequestValidationError, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+HTTP_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+"""OpenAI ``error.type`` for HTTP errors raised by Flask itself (unknown route, wrong method...)."""
+
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+"""Exceptions that mean a backing service is down, not that inferq is broken."""
+
+
+def error_body(
+    status: int, detail: Any, message: str, error_type: str, code: str | None, param: str | None
+) -> Response:
+    """Builds the documented error response."""
+    response = jsonify(
+        {"detail": detail, "error": {"message": message, "type": error_type, "param": param, "code": code}}
+    )
+    response.status_code = status
+    return response
+
+
+def handle(e: Exception) -> Response:
+    """Turns any exception raised while serving a request into its documented response."""
+    if isinstance(e, UNAVAILABLE):
+        logger.warning("backing service unavailable: %s", e)
+        e = ServiceUnavailable("A backing service is unavailable; retry shortly.", retry_after=1)
+    if isinstance(e, InferqError):
+        detail: Any = e.details if isinstance(e, RequestValidationError) else e.message
+        code = e.code
+        if isinstance(e, RequestValidationError) and e.details:
+            code = e.details[0]["type"]
+        response = error_body(e.status_code, detail, e.message, e.error_type, code, e.param)
+        if isinstance(e, ServiceUnavailable):
+            response.headers["Retry-After"] = str(e.retry_after)
+        return response
+    if isinstance(e, HTTPException) and e.code is not None:
+        message = e.description or e.name
+        error_type = HTTP_ERROR_TYPES.get(e.code, "invalid_request_error")
+        code = e.name.lower().replace(" ", "_")
+        response = error_body(e.code, message, message, error_type, code, None)
+        for name, value in e.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+    logger.exception("unhandled error while serving a request")
+    return error_body(500, "Internal server error", "Internal server error", "server_error", None, None)
+
+
+def register_error_handler(app: Flask) -> None:
+    """Installs :func:`handle` for every exception (after flask-smorest's, replacing it)."""
+    app.register_error_handler(HTTPException, handle)
+    app.register_error_handler(Exception, handle)

@@ -1,0 +1,108 @@
+"""What the prediction routes do, as plain functions of the services (the views only translate)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from typing import Any
+
+from api.pagination import NEWER, OLDER, Cursor
+from api.services import Services
+from common.catalog import ModelVersion
+from common.errors import Conflict, NotFound, RequestValidationError
+from common.ids import new_prediction_id
+from common.notifier import Watcher
+from common.records import Prediction, Status
+from common.store import CancelOutcome
+
+
+def validate_input(version: ModelVersion, payload: dict[str, Any]) -> None:
+    """Checks ``payload`` against the version's input schema.
+
+    Raises:
+        RequestValidationError: Listing every violation, at ``body.input.<path>`` (422).
+    """
+    problems = version.input_problems(payload)
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ["body", "input", *p.path], "msg": p.message, "type": p.kind} for p in problems]
+        )
+
+
+def create(
+    services: Services, owner: str, version: ModelVersion, body: dict[str, Any], wait: float | None
+) -> Prediction:
+    """Stores a prediction and queues its task (atomically), then waits up to ``wait`` seconds if asked."""
+    prediction = Prediction(
+        id=new_prediction_id(),
+        owner=owner,
+        model=version.ref,
+        queue=version.queue,
+        input=body["input"],
+        status=Status.PENDING,
+        created_at=0.0,
+        updated_at=0.0,
+        webhook=body.get("webhook"),
+    )
+    message = services.messages.envelope(prediction.id, version.ref, version.queue)
+    with services.notifier.watch(prediction.id) as watcher:
+        services.store.create(prediction, message)
+        if not wait:
+            return prediction
+        return wait_for(services, watcher, prediction, wait)
+
+
+def wait_for(services: Services, watcher: Watcher, prediction: Prediction, timeout: float) -> Prediction:
+    """The prediction once terminal, or as it stands after ``timeout`` seconds.
+
+    Sleeps on the process's shared notifier (registered before ``prediction``
+    was last read), re-reading the record only when news says it ended: no
+    polling, and no Redis connection held while waiting.
+    """
+    deadline = time.monotonic() + timeout
+    while not prediction.status.is_terminal:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not watcher.event.wait(remaining):
+            return services.store.get(prediction.id) or prediction
+        watcher.event.clear()
+        if watcher.note is None or Status(watcher.note).is_terminal:
+            prediction = services.store.get(prediction.id) or prediction
+    return prediction
+
+
+def cancel(services: Services, owner: str, prediction_id: str) -> None:
+    """Requests cancellation: idempotent while not terminal.
+
+    Raises:
+        NotFound: For an unknown id or another owner's prediction.
+        Conflict: When the prediction already ended (409).
+    """
+    outcome = services.store.request_cancel(prediction_id, owner)
+    if outcome is CancelOutcome.MISSING:
+        raise NotFound("Prediction not found")
+    if outcome is CancelOutcome.TERMINAL:
+        raise Conflict("The prediction has already finished and cannot be cancelled")
+
+
+def page(
+    services: Services, owner: str, cursor_text: str | None, page_size: int, statuses: Collection[Status]
+) -> dict[str, Any]:
+    """One page of the owner's predictions, newest first, with cursors both ways."""
+    store = services.store
+    cursor = Cursor.decode(cursor_text) if cursor_text else None
+    if cursor is not None and cursor.direction == NEWER:
+        items, more_newer = store.page(owner, limit=page_size, newer_than=cursor.boundary, statuses=statuses)
+        more_older = bool(items) and store.page(owner, limit=0, older_than=items[-1].id, statuses=statuses)[1]
+    else:
+        older_than = cursor.boundary if cursor else None
+        items, more_older = store.page(owner, limit=page_size, older_than=older_than, statuses=statuses)
+        more_newer = (
+            bool(items)
+            and cursor is not None
+            and store.page(owner, limit=0, newer_than=items[0].id, statuses=statuses)[1]
+        )
+    return {
+        "items": items,
+        "next_cursor": Cursor(OLDER, items[-1].id).encode() if more_older else None,
+        "previous_cursor": Cursor(NEWER, items[0].id).encode() if more_newer else None,
+    }

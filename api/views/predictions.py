@@ -1,0 +1,91 @@
+"""``/v1/predictions``: create, get, list, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request, url_for
+
+from api import predictions
+from api.blueprint import Blueprint
+from api.prefer import parse_prefer_wait, parse_validate_input
+from api.schemas import (
+    CreateModelPredictionSchema,
+    CreatePredictionSchema,
+    ListPredictionsQuerySchema,
+    PredictionPageSchema,
+    PredictionSchema,
+)
+from api.services import services
+from common.catalog import ModelVersion
+from common.errors import NotFound
+from common.ids import is_prediction_id
+from common.records import ModelRef
+
+blp = Blueprint("predictions", __name__, url_prefix="/v1", description="Predictions")
+
+
+def _create(version: ModelVersion, body: dict[str, Any]) -> Any:
+    found = services()
+    validate = parse_validate_input(request.headers.get("Validate-Input"))
+    wait = parse_prefer_wait(
+        request.headers.get("Prefer"), found.settings.wait_default, found.settings.wait_max
+    )
+    if validate:
+        predictions.validate_input(version, body["input"])
+    prediction = predictions.create(found, g.owner, version, body, wait)
+    location = url_for("predictions.get_prediction", prediction_id=prediction.id, _external=True)
+    return prediction, 201, {"Location": location}
+
+
+@blp.route("/predictions", methods=["POST"])
+@blp.arguments(CreatePredictionSchema)
+@blp.response(201, PredictionSchema)
+def create_prediction(body: dict[str, Any]) -> Any:
+    """Create a prediction on ``owner/name`` (latest version) or ``owner/name:N``."""
+    return _create(services().catalog.resolve(body["model"]), body)
+
+
+@blp.route("/models/<owner>/<name>/predictions", methods=["POST"])
+@blp.arguments(CreateModelPredictionSchema)
+@blp.response(201, PredictionSchema)
+def create_model_prediction(body: dict[str, Any], owner: str, name: str) -> Any:
+    """Create a prediction on the latest version of a model."""
+    return _create(services().catalog.model(owner, name).latest, body)
+
+
+@blp.route("/models/<owner>/<name>/versions/<int:number>/predictions", methods=["POST"])
+@blp.arguments(CreateModelPredictionSchema)
+@blp.response(201, PredictionSchema)
+def create_version_prediction(body: dict[str, Any], owner: str, name: str, number: int) -> Any:
+    """Create a prediction on one version of a model."""
+    return _create(services().catalog.version(ModelRef(owner, name, number).key), body)
+
+
+@blp.route("/predictions/<prediction_id>", methods=["GET"])
+@blp.response(200, PredictionSchema)
+def get_prediction(prediction_id: str) -> Any:
+    """Get one of your predictions."""
+    if not is_prediction_id(prediction_id):
+        raise NotFound("Prediction not found")
+    return services().store.get_owned(prediction_id, g.owner)
+
+
+@blp.route("/predictions", methods=["GET"])
+@blp.arguments(ListPredictionsQuerySchema, location="query")
+@blp.response(200, PredictionPageSchema)
+def list_predictions(query: dict[str, Any]) -> Any:
+    """List your predictions, newest first, optionally filtered by status."""
+    return predictions.page(
+        services(), g.owner, query["cursor"] or None, query["page_size"], query["statuses"]
+    )
+
+
+@blp.route("/predictions/<prediction_id>/cancel", methods=["POST"])
+@blp.response(200, description="Cancellation requested (or done); the body is `null`.")
+def cancel_prediction(prediction_id: str) -> Any:
+    """Cancel a prediction that has not finished (idempotent); 409 once it has."""
+    if not is_prediction_id(prediction_id):
+        raise NotFound("Prediction not found")
+    predictions.cancel(services(), g.owner, prediction_id)
+    return current_app.response_class("null", status=200, mimetype="application/json")

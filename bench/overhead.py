@@ -1,0 +1,116 @@
+"""Overhead: a sync ``inferq/echo`` prediction over HTTP versus a raw Celery ``delay().get()``.
+
+Both run in this one process, interleaved in rounds on the same private Redis,
+each with one prefork worker process. The headline ratio uses a lean HTTP
+client (the standard library's keep-alive ``http.client``), so it measures what
+inferq adds; a second ratio shows the same calls through the official
+``wriftai`` client, whose own per-call cost (httpx) is reported with it.
+Goal: inferq / raw <= 1.5 at p50 and p99.
+
+    python bench/overhead.py [--requests 300] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import wriftai
+from harness import API_KEY, describe, free_port, percentile, stack
+
+GOAL = 1.5
+"""The largest acceptable ratio of inferq's latency to raw Celery's."""
+
+
+def lean_client(port: int) -> Callable[[], None]:
+    """One sync echo prediction per call, over a kept-alive ``http.client`` connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    body = json.dumps({"model": "inferq/echo", "input": {"prompt": "hello"}, "stream": False})
+    headers = {"Authorization": f"Bearer {API_KEY}", "Prefer": "wait", "Content-Type": "application/json"}
+
+    def once() -> None:
+        connection.request("POST", "/v1/predictions", body=body, headers=headers)
+        response = connection.getresponse()
+        payload = json.loads(response.read())
+        assert response.status == 201 and payload["status"] == "succeeded", payload
+
+    return once
+
+
+def wriftai_client(base: str) -> Callable[[], None]:
+    """One sync echo prediction per call, through the official client."""
+    client = wriftai.Client(access_token=API_KEY, api_base_url=f"{base}/v1")
+
+    def once() -> None:
+        prediction = client.predictions.create(model="inferq/echo", input={"prompt": "hello"}, wait=True)
+        assert prediction["status"] == "succeeded", prediction
+
+    return once
+
+
+def ratios(served: list[float], raw: list[float]) -> tuple[float, float]:
+    """``(p50 ratio, p99 ratio)`` of ``served`` over ``raw``."""
+    return (
+        percentile(served, 0.5) / percentile(raw, 0.5),
+        percentile(served, 0.99) / percentile(raw, 0.99),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with stack() as s:
+        s.launcher.start(
+            "raw-celery",
+            [sys.executable, "-m", "celery", "-A", "raw_celery", "worker", "-c", "1", "-P", "prefork",
+             "-O", "fair", "--without-gossip", "--without-mingle", "-l", "WARNING"],
+        )  # fmt: skip
+        port = free_port()
+        base = s.launcher.start_api("127.0.0.1", port)
+        s.launcher.start_worker(["inferq.echo"])
+        os.environ["INFERQ_REDIS_URL"] = s.env["INFERQ_REDIS_URL"]
+        from raw_celery import noop
+
+        def raw_once() -> None:
+            noop.delay().get(timeout=60)
+
+        sides: dict[str, tuple[Callable[[], None], list[float]]] = {
+            "raw Celery delay().get()": (raw_once, []),
+            "inferq, http.client": (lean_client(port), []),
+            "inferq, wriftai client": (wriftai_client(base), []),
+        }
+        for once, _ in sides.values():  # warm every path
+            for _ in range(30):
+                once()
+        for _ in range(args.rounds):
+            for once, samples in sides.values():
+                for _ in range(args.requests):
+                    started = time.perf_counter()
+                    once()
+                    samples.append(time.perf_counter() - started)
+        raw = sides["raw Celery delay().get()"][1]
+        for label, (_, samples) in sides.items():
+            print(f"{label:26} {describe(samples)}")
+        lean = ratios(sides["inferq, http.client"][1], raw)
+        official = ratios(sides["inferq, wriftai client"][1], raw)
+        print(f"ratio (http.client) p50 {lean[0]:.2f}, p99 {lean[1]:.2f}")
+        print(f"ratio (wriftai)     p50 {official[0]:.2f}, p99 {official[1]:.2f}")
+        verdict = "meets" if max(lean) <= GOAL else "misses"
+        print(
+            f"overhead: inferq/raw Celery p50 {lean[0]:.2f}x, p99 {lean[1]:.2f}x over HTTP "
+            f"({verdict} the goal of <= {GOAL}); {official[0]:.2f}x/{official[1]:.2f}x via the wriftai client"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Celery configuration and task messages, shared by the API (which queues) and the workers (which run).
+
+Tasks are queued by name, so the API never imports the worker package. Results
+are not kept in Celery at all: inferq's own records in Redis hold them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu import serialization
+
+from common.config import Settings
+from common.records import ModelRef
+
+PREDICT_TASK = "inferq.predict"
+"""Name of the task that runs one prediction: ``(prediction_id, "owner/name:N")``."""
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings that make delivery at-least-once and recovery prompt.
+
+    Late acks with ``reject_on_worker_lost`` requeue a task whose process died;
+    prefetch 1 stops one worker hoarding queued predictions; the visibility
+    timeout stays above the longest legitimate run (dead workers are recovered
+    by lease expiry long before it).
+    """
+    broker = settings.required_redis_url
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_pool_limit": 16,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_enable_remote_control": False,
+        "task_default_queue": "inferq.default",
+    }
+
+
+def make_celery(settings: Settings, name: str = "inferq") -> Celery:
+    """A Celery app configured for inferq, with no tasks registered."""
+    app = Celery(name, set_as_current=False)
+    app.config_from_object(celery_config(settings))
+    return app
+
+
+class TaskMessages:
+    """Builds the exact message ``send_task`` would push, so the store can queue it atomically.
+
+    Celery publishes a task for a direct queue through the anonymous exchange,
+    which on kombu's Redis transport is a plain ``LPUSH`` of this JSON envelope
+    onto the queue's list. Building it here (with Celery's own ``as_task_v2``)
+    lets the create script store a prediction and queue its task in one atomic
+    step: a stored prediction is always queued, and it costs one round trip.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def envelope(self, prediction_id: str, model: ModelRef, queue: str) -> str:
+        """The task message running ``prediction_id`` on ``queue``, as kombu stores it."""
+        args = [prediction_id, model.key]
+        message = self.app.amqp.as_task_v2(
+            prediction_id,
+            PREDICT_TASK,
+            args=args,
+            kwargs={},
+            argsrepr=repr(args),
+            kwargsrepr="{}",
+            ignore_result=True,
+        )
+        content_type, content_encoding, body = serialization.dumps(message.body, serializer="json")
+        raw = body if isinstance(body, bytes) else body.encode(content_encoding)
+        return json.dumps(
+            {
+                "body": base64.b64encode(raw).decode("ascii"),
+                "content-encoding": content_encoding,
+                "content-type": content_type,
+                "headers": message.headers,
+                "properties": {
+                    **message.properties,
+                    "delivery_mode": 2,
+                    "delivery_info": {"exchange": "", "routing_key": queue},
+                    "priority": 0,
+                    "body_encoding": "base64",
+                    "delivery_tag": str(uuid.uuid4()),
+                },
+            }
+        )

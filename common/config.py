@@ -1,0 +1,194 @@
+"""One typed settings object, read from the environment, shared by the API and the workers.
+
+Every setting is an ``INFERQ_*`` environment variable. A value that cannot be
+used, or an ``INFERQ_*`` variable nobody knows (usually a typo), stops the
+process with a :class:`~common.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from common.errors import ConfigError
+
+DEFAULT_MODELS_PATH = Path(__file__).with_name("models.yaml")
+"""The models file that ships with inferq, used when ``INFERQ_MODELS`` is unset."""
+
+DEFAULT_WAIT = 60.0
+"""Seconds a bare ``Prefer: wait`` holds, and the cap on ``wait=n``, unless configured."""
+
+OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""What an owner (account) name may look like; it becomes part of Redis keys."""
+
+T = TypeVar("T")
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
+def _optional_text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Path(raw).expanduser()
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """Parses ``owner:key,owner:key`` into a mapping of key to owner.
+
+    Raises:
+        ValueError: On an entry without both parts, a bad owner name, or a repeated key.
+    """
+    keys: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        owner, sep, key = entry.partition(":")
+        if not sep or not owner or not key:
+            raise ValueError(f"entry {entry.split(':')[0]!r}... is not of the form owner:key")
+        if not OWNER_PATTERN.match(owner):
+            raise ValueError(f"owner {owner!r} may hold only letters, digits, '_', '.' and '-'")
+        if key in keys:
+            raise ValueError(f"a key is given twice (for {keys[key]!r} and {owner!r})")
+        keys[key] = owner
+    return keys
+
+
+def _setting(env: str, parse: Callable[[str], Any], doc: str) -> Any:
+    return field(metadata={"env": env, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of an inferq process. Build it with :meth:`from_env`."""
+
+    redis_url: str | None = _setting(
+        "INFERQ_REDIS_URL", _optional_text, "Redis for records, events and the Celery broker"
+    )
+    api_keys: dict[str, str] = _setting("INFERQ_API_KEYS", parse_api_keys, "comma-separated owner:key pairs")
+    models_path: Path = _setting("INFERQ_MODELS", _path, "path to the models YAML file")
+    data_dir: Path = _setting("INFERQ_DATA_DIR", _path, "where embedded Redis and files live")
+    wait_default: float = _setting("INFERQ_WAIT_DEFAULT", _seconds, "seconds a bare Prefer: wait holds")
+    wait_max: float = _setting("INFERQ_WAIT_MAX", _seconds, "cap on Prefer: wait=n, in seconds")
+    max_run_time: float = _setting("INFERQ_MAX_RUN_TIME", _seconds, "seconds a prediction may run")
+    queue_deadline: float = _setting(
+        "INFERQ_QUEUE_DEADLINE", _seconds, "seconds a prediction may wait to start before abandoned"
+    )
+    cancel_grace: float = _setting(
+        "INFERQ_CANCEL_GRACE", _seconds, "seconds an adapter gets to stop before it is killed"
+    )
+    lease_ttl: float = _setting("INFERQ_LEASE_TTL", _seconds, "seconds a worker's claim lives unrenewed")
+    max_attempts: int = _setting(
+        "INFERQ_MAX_ATTEMPTS", _count, "claims of one prediction before it is abandoned"
+    )
+    retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
+    max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    redis_max_connections: int = _setting(
+        "INFERQ_REDIS_MAX_CONNECTIONS", _count, "Redis connections per process, at most"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Reads every ``INFERQ_*`` variable, applying defaults for the unset ones.
+
+        Raises:
+            ConfigError: On an unusable value or an unknown ``INFERQ_*`` variable.
+        """
+        known = {f.metadata["env"]: f for f in fields(cls)}
+        unknown = sorted(name for name in environ if name.startswith("INFERQ_") and name not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            if name in environ:
+                try:
+                    values[spec.name] = spec.metadata["parse"](environ[name])
+                except ValueError as e:
+                    raise ConfigError(f"{name}={environ[name]!r} is invalid: {e}") from e
+        if "wait_max" in values and "wait_default" not in values:
+            values["wait_default"] = min(DEFAULT_WAIT, values["wait_max"])
+        return cls.defaults(**values)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> Settings:
+        """Builds settings from the documented defaults, with ``overrides`` applied."""
+        values: dict[str, Any] = {
+            "redis_url": None,
+            "api_keys": {},
+            "models_path": DEFAULT_MODELS_PATH,
+            "data_dir": Path("~/.local/share/inferq").expanduser(),
+            "wait_default": DEFAULT_WAIT,
+            "wait_max": DEFAULT_WAIT,
+            "max_run_time": 1800.0,
+            "queue_deadline": 1800.0,
+            "cancel_grace": 5.0,
+            "lease_ttl": 10.0,
+            "max_attempts": 3,
+            "retention": 3600.0,
+            "max_body_bytes": 10 * 1024 * 1024,
+            "redis_max_connections": 32,
+        }
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Checks the relations between settings.
+
+        Raises:
+            ConfigError: When two settings contradict each other.
+        """
+        if self.wait_default > self.wait_max:
+            raise ConfigError("INFERQ_WAIT_DEFAULT must not exceed INFERQ_WAIT_MAX")
+        if self.lease_ttl < 1:
+            raise ConfigError("INFERQ_LEASE_TTL must be at least 1 second")
+
+    @property
+    def required_redis_url(self) -> str:
+        """The Redis URL, for processes that cannot start an embedded Redis themselves.
+
+        Raises:
+            ConfigError: When ``INFERQ_REDIS_URL`` is unset.
+        """
+        if not self.redis_url:
+            raise ConfigError("INFERQ_REDIS_URL is not set (only `inferq up` starts an embedded Redis)")
+        return self.redis_url
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Seconds before the broker redelivers an unacknowledged message.
+
+        It must stay above the longest a worker can legitimately hold a message
+        (setup, the run cap and the cancel grace); crashed workers are recovered
+        much sooner by lease expiry, not by this timeout.
+        """
+        return int(2 * self.max_run_time + self.cancel_grace + 300)
+
+    @property
+    def lease_renew_interval(self) -> float:
+        """How often a running worker renews its claim: three times per lease."""
+        return self.lease_ttl / 3
+
+
+def describe_settings() -> list[tuple[str, str]]:
+    """Lists ``(variable, description)`` for every setting, for the README and ``--help``."""
+    return [(f.metadata["env"], f.metadata["doc"]) for f in fields(Settings)]

@@ -1,0 +1,120 @@
+"""The exception tree shared by the API and the workers.
+
+Every error inferq raises on purpose derives from :class:`InferqError`. Each
+class carries the HTTP status and the OpenAI-style ``type``/``code`` that the
+API's single error handler turns into the documented error body, so no view
+ever shapes an error itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class InferqError(Exception):
+    """Root of every error inferq raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ConfigError(InferqError, ValueError):
+    """A setting or the models file holds a value inferq cannot use."""
+
+
+class InvalidRequest(InferqError, ValueError):
+    """The request is malformed in a way that is not a field-level validation error."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class RequestValidationError(InferqError, ValueError):
+    """One or more fields of the request failed validation.
+
+    Attributes:
+        details: FastAPI-style items, each ``{"loc": [...], "msg": str, "type": str}``.
+    """
+
+    status_code = 422
+    error_type = "invalid_request_error"
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        first = details[0] if details else {"loc": [], "msg": "Invalid request", "type": "value_error"}
+        loc = [str(part) for part in first["loc"][1:]] if first["loc"] else []
+        super().__init__(str(first["msg"]), param=".".join(loc) or None)
+        self.details = details
+
+    @classmethod
+    def single(cls, loc: list[str | int], msg: str, type_: str = "value_error") -> RequestValidationError:
+        """Builds the error for one failing field."""
+        return cls([{"loc": loc, "msg": msg, "type": type_}])
+
+
+class Unauthorized(InferqError):
+    """The request carries no API key, or one that is not configured."""
+
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFound(InferqError, LookupError):
+    """The resource does not exist, or belongs to another owner."""
+
+    status_code = 404
+    error_type = "not_found_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    """No model or model version matches the reference."""
+
+    code = "model_not_found"
+
+
+class Conflict(InferqError):
+    """The resource is in a state that forbids the request (e.g. cancelling a finished prediction)."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
+class UnsupportedModel(InferqError):
+    """The model version does not support the endpoint it was called through."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "model_not_supported"
+
+
+class ServiceUnavailable(InferqError):
+    """A backing service (Redis, the broker) cannot be reached right now.
+
+    Attributes:
+        retry_after: Seconds the client should wait before retrying.
+    """
+
+    status_code = 503
+    error_type = "server_error"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PredictionCancelled(InferqError):
+    """Raised inside an adapter (via its context) once cancellation was requested."""
+
+
+class AdapterError(InferqError):
+    """An adapter could not be loaded or set up."""

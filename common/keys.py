@@ -1,0 +1,63 @@
+"""Every Redis key and channel inferq uses, built here and nowhere else.
+
+One small function per key keeps the formats in one place (and under one
+unit test), so two modules can never disagree about a key's shape.
+"""
+
+from __future__ import annotations
+
+PREFIX = "inferq"
+"""Namespace of every key inferq owns; nothing else in the Redis database is touched."""
+
+
+def prediction(prediction_id: str) -> str:
+    """Hash holding one prediction record."""
+    return f"{PREFIX}:prediction:{prediction_id}"
+
+
+def prediction_logs(prediction_id: str) -> str:
+    """String the adapter's log lines are appended to."""
+    return f"{PREFIX}:prediction:{prediction_id}:logs"
+
+
+def prediction_events(prediction_id: str) -> str:
+    """Stream holding a prediction's events (init, output chunks, done/error)."""
+    return f"{PREFIX}:prediction:{prediction_id}:events"
+
+
+def owner_predictions(owner: str) -> str:
+    """Sorted set of an owner's prediction ids, all scored 0 and ordered by their time-ordered ids."""
+    return f"{PREFIX}:owner:{owner}:predictions"
+
+
+def pending() -> str:
+    """Sorted set of unclaimed prediction ids, scored by their queue deadline (unix seconds)."""
+    return f"{PREFIX}:pending"
+
+
+def leases() -> str:
+    """Sorted set of claimed prediction ids, scored by when the claim lapses (unix seconds)."""
+    return f"{PREFIX}:leases"
+
+
+def updates_channel() -> str:
+    """Pub/sub channel carrying ``<id> <status>`` whenever a prediction's status changes."""
+    return f"{PREFIX}:updates"
+
+
+def cancel_channel() -> str:
+    """Pub/sub channel carrying ``<id>`` whenever cancellation of a running prediction is requested."""
+    return f"{PREFIX}:cancel"
+
+
+def worker_heartbeats(queue: str) -> str:
+    """Sorted set of live workers consuming ``queue``, scored by when their heartbeat lapses."""
+    return f"{PREFIX}:workers:{queue}"
+
+
+def celery_queue(queue: str) -> str:
+    """The list kombu's Redis transport keeps a Celery queue's messages in (priority 0: the queue's name).
+
+    Outside the ``inferq`` namespace because Celery workers consume it.
+    """
+    return queue

@@ -1,0 +1,13 @@
+-- ARGV[5] token, ARGV[6] status, ARGV[7] output json, ARGV[8] error json or '',
+-- ARGV[9] metrics json, then field/value pairs of timings. Returns 1 if this call ended it.
+local status = redis.call('HGET', record, 'status')
+if not status or TERMINAL[status] or redis.call('HGET', record, 'claim') ~= ARGV[5] then
+  return 0
+end
+local err = ARGV[8]
+if err == '' then err = nil end
+local extra = {}
+for i = 10, #ARGV do extra[#extra + 1] = ARGV[i] end
+if #extra > 0 then redis.call('HSET', record, unpack(extra)) end
+finish(clock(), ARGV[6], ARGV[7], err, ARGV[9])
+return 1

@@ -1,0 +1,38 @@
+-- Shared by every prediction script. Calling convention:
+--   KEYS[1] record hash, KEYS[2] pending zset, KEYS[3] leases zset,
+--   KEYS[4] logs string, KEYS[5] events stream
+--   ARGV[1] prediction id, ARGV[2] updates channel, ARGV[3] cancel channel,
+--   ARGV[4] retention seconds; script-specific arguments follow from ARGV[5].
+local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
+local retention = tonumber(ARGV[4])
+local TERMINAL = {succeeded = true, failed = true, cancelled = true, abandoned = true}
+
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function fmt(x)
+  return string.format('%.6f', x)
+end
+
+local function expire_all(seconds)
+  redis.call('EXPIRE', record, seconds)
+  redis.call('EXPIRE', logs, seconds)
+  redis.call('EXPIRE', events, seconds)
+end
+
+-- The only way a prediction reaches a terminal status; callers check it is not terminal yet.
+local function finish(now, status, output, err, metrics)
+  redis.call('HSET', record, 'status', status, 'updated_at', fmt(now), 'completed_at', fmt(now),
+    'claim', '', 'output', output or 'null', 'error', err or '', 'metrics', metrics or 'null')
+  redis.call('ZREM', pending, id)
+  redis.call('ZREM', leases, id)
+  expire_all(retention)
+  redis.call('PUBLISH', updates_channel, id .. ' ' .. status)
+end
+
+local function internal_error(message)
+  return cjson.encode({source = 'internal', message = message, detail = cjson.null})
+end

@@ -1,0 +1,22 @@
+-- KEYS[6] the Celery queue's list. ARGV[5] queue deadline (s), ARGV[6] record ttl while
+-- queued again (s), ARGV[7] the task message to queue. Releases a claim whose lease lapsed
+-- (its worker died) and queues the prediction again, in one step. Returns 1 if it did.
+local lease = redis.call('ZSCORE', leases, id)
+if not lease then return 0 end
+local now = clock()
+if tonumber(lease) > now then return 0 end
+local status = redis.call('HGET', record, 'status')
+if not status or TERMINAL[status] then
+  redis.call('ZREM', leases, id)
+  return 0
+end
+redis.call('HSET', record, 'claim', '')
+redis.call('ZREM', leases, id)
+if redis.call('HGET', record, 'cancel_requested') == '1' then
+  finish(now, 'cancelled')
+  return 0
+end
+redis.call('ZADD', pending, now + tonumber(ARGV[5]), id)
+expire_all(tonumber(ARGV[6]))
+redis.call('LPUSH', KEYS[6], ARGV[7])
+return 1

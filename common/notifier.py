@@ -1,0 +1,118 @@
+"""Wake-ups for code waiting on predictions, from one pub/sub connection per process.
+
+Publishers send ``"<prediction id>[ <note>]"`` (the store sends the new status
+as the note). A waiter registers for an id, and is woken with the note of each
+message about it; after a reconnection every waiter is woken with no note,
+since messages sent while disconnected are lost, and must re-read. So hundreds
+of waiters share one Redis connection and no one polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBE_TIMEOUT = 5.0
+"""Seconds to wait for Redis to confirm a subscription before trying again."""
+
+RECONNECT_DELAY = 0.5
+"""Seconds between attempts to re-subscribe after the connection drops."""
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One waiter's view: ``event`` fires on news, ``note`` holds the latest (None: re-read)."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    note: str | None = None
+
+
+class Notifier:
+    """Relays a pub/sub channel of prediction ids to the threads (or greenlets) waiting on them."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self._client = client
+        self._channel = channel
+        self._watchers: dict[str, set[Watcher]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Starts the listener thread once; later calls do nothing."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="inferq-notifier", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the listener thread (it exits within a second)."""
+        self._stopping.set()
+
+    @contextmanager
+    def watch(self, prediction_id: str, event: threading.Event | None = None) -> Iterator[Watcher]:
+        """Registers for news of ``prediction_id`` for the duration of the block.
+
+        Register first, then read (or create) the record: a change published in
+        between is not missed, and neither is one published while the listener
+        was (re)connecting, since it wakes every waiter once subscribed. Clear
+        the event before acting on the note.
+
+        Args:
+            prediction_id: The prediction to hear about.
+            event: Fire this event instead of a new one (to share one between watches).
+        """
+        self.start()
+        watcher = Watcher(event or threading.Event())
+        with self._lock:
+            self._watchers.setdefault(prediction_id, set()).add(watcher)
+        try:
+            yield watcher
+        finally:
+            with self._lock:
+                watching = self._watchers.get(prediction_id)
+                if watching is not None:
+                    watching.discard(watcher)
+                    if not watching:
+                        del self._watchers[prediction_id]
+
+    def _wake(self, message: str) -> None:
+        prediction_id, _, note = message.partition(" ")
+        with self._lock:
+            watchers = list(self._watchers.get(prediction_id, ()))
+        for watcher in watchers:
+            watcher.note = note or None
+            watcher.event.set()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            watchers = [watcher for watching in self._watchers.values() for watcher in watching]
+        for watcher in watchers:
+            watcher.note = None
+            watcher.event.set()
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            pubsub = self._client.pubsub()
+            try:
+                pubsub.subscribe(self._channel)
+                while pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT) is None:
+                    pass  # the first message is the subscription's confirmation
+                self._wake_all()
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._wake(message["data"])
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                logger.warning("notifier lost its Redis subscription (%s); re-subscribing", e)
+                self._wake_all()
+                self._stopping.wait(RECONNECT_DELAY)
+            finally:
+                pubsub.close()

@@ -1,0 +1,335 @@
+"""The prediction store: every read and write of prediction records in Redis.
+
+Each state change is one Lua script, so it is atomic and needs one round trip:
+a worker claims a prediction with a compare-and-set and a lease, renews the
+lease while it runs, and ends it with exactly one terminal write; a cancel of
+an unclaimed prediction ends it at once. Every status change is published on
+:func:`common.keys.updates_channel` so waiters wake without polling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from typing import Any, cast
+
+import redis
+
+from common import keys
+from common.config import Settings
+from common.errors import NotFound
+from common.records import ModelRef, Prediction, PredictionError, Status
+
+SCAN_CHUNK = 100
+"""How many ids a listing reads per round trip while filtering by status."""
+
+MessageBuilder = Callable[[str, ModelRef, str], str]
+"""Builds the task message for ``(prediction id, model, queue)`` (see ``common.broker.TaskMessages``)."""
+
+
+class ClaimOutcome(StrEnum):
+    """What :meth:`PredictionStore.claim` found."""
+
+    CLAIMED = "claimed"
+    """This worker now runs the prediction."""
+    MISSING = "missing"
+    """The record expired or never existed."""
+    TERMINAL = "terminal"
+    """It already ended (a redelivered copy of its message)."""
+    BUSY = "busy"
+    """Another live worker holds it."""
+    CANCELLED = "cancelled"
+    """Cancellation was requested before it ran; it is now cancelled."""
+    ABANDONED = "abandoned"
+    """Its queue deadline passed, or its workers died too often; it is now abandoned."""
+
+
+class CancelOutcome(StrEnum):
+    """What :meth:`PredictionStore.request_cancel` did."""
+
+    MISSING = "missing"
+    TERMINAL = "terminal"
+    CANCELLED = "cancelled"
+    """It was not running, and is now cancelled."""
+    REQUESTED = "requested"
+    """It is running; its worker was told to stop."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of a claim attempt, with the record when it was claimed."""
+
+    outcome: ClaimOutcome
+    prediction: Prediction | None = None
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files("common").joinpath("lua")
+    return lua.joinpath("prelude.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+class PredictionStore:
+    """Reads and writes prediction records; safe to share between threads and greenlets."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self.settings = settings
+        self._scripts = {
+            name: client.register_script(_load_script(name))
+            for name in ("create", "claim", "started", "renew", "finish", "cancel", "release", "expire")
+        }
+        margin = 300
+        self._live_ttl = (
+            int(settings.queue_deadline + settings.max_run_time + settings.cancel_grace + settings.retention)
+            + margin
+        )
+
+    def _run(self, script: str, prediction_id: str, *args: Any, extra_keys: Sequence[str] = ()) -> Any:
+        script_keys = [
+            keys.prediction(prediction_id),
+            keys.pending(),
+            keys.leases(),
+            keys.prediction_logs(prediction_id),
+            keys.prediction_events(prediction_id),
+            *extra_keys,
+        ]
+        argv = [
+            prediction_id,
+            keys.updates_channel(),
+            keys.cancel_channel(),
+            int(self.settings.retention),
+            *args,
+        ]
+        return self._scripts[script](keys=script_keys, args=argv)
+
+    # -- the API side -----------------------------------------------------------------
+
+    def create(self, prediction: Prediction, message: str) -> Prediction:
+        """Stores a new pending prediction, indexes it for its owner and queues ``message``, atomically.
+
+        Returns:
+            The record with ``created_at``/``updated_at`` set from the Redis clock.
+        """
+        fields = prediction.to_hash()
+        for name in ("created_at", "updated_at"):
+            fields.pop(name)
+        flat = [item for pair in fields.items() for item in pair]
+        created = float(
+            self._run(
+                "create",
+                prediction.id,
+                int(self.settings.queue_deadline),
+                self._live_ttl,
+                message,
+                *flat,
+                extra_keys=[keys.owner_predictions(prediction.owner), keys.celery_queue(prediction.queue)],
+            )
+        )
+        prediction.created_at = prediction.updated_at = created
+        return prediction
+
+    def get(self, prediction_id: str) -> Prediction | None:
+        """The record, with its logs, or None when it does not exist (or expired)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.prediction(prediction_id))
+        pipe.get(keys.prediction_logs(prediction_id))
+        data, logs = pipe.execute()
+        if not data:
+            return None
+        return Prediction.from_hash(data, logs or "")
+
+    def get_owned(self, prediction_id: str, owner: str) -> Prediction:
+        """The record if it exists and belongs to ``owner``.
+
+        Raises:
+            NotFound: Otherwise; another owner's prediction is indistinguishable from none.
+        """
+        prediction = self.get(prediction_id)
+        if prediction is None or prediction.owner != owner:
+            raise NotFound("Prediction not found")
+        return prediction
+
+    def request_cancel(self, prediction_id: str, owner: str) -> CancelOutcome:
+        """Records that ``owner`` wants the prediction stopped (idempotent).
+
+        An unclaimed prediction is cancelled on the spot, whether or not any worker
+        is up; a running one is flagged (the flag is the source of truth) and its
+        worker is told on the cancel channel.
+        """
+        return CancelOutcome(self._run("cancel", prediction_id, owner))
+
+    def page(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        older_than: str | None = None,
+        newer_than: str | None = None,
+        statuses: Collection[Status] = (),
+    ) -> tuple[list[Prediction], bool]:
+        """Reads up to ``limit`` of an owner's predictions next to a boundary id.
+
+        Without ``newer_than`` it walks from ``older_than`` (or the newest) towards
+        older ones; with it, towards newer ones. Either way the page comes back
+        newest first, with whether more matching predictions lie beyond it.
+        """
+        index = keys.owner_predictions(owner)
+        newer = newer_than is not None
+        bound = newer_than if newer else older_than
+        found: list[Prediction] = []
+        stale: list[str] = []
+        while len(found) <= limit:
+            if newer:
+                found_ids = self.redis.zrangebylex(index, f"({bound}", "+", start=0, num=SCAN_CHUNK)
+            else:
+                top = f"({bound}" if bound else "+"
+                found_ids = self.redis.zrevrangebylex(index, top, "-", 0, SCAN_CHUNK)
+            ids = cast(list[str], found_ids)
+            if not ids:
+                break
+            for prediction_id, data in zip(ids, self._hashes(ids), strict=True):
+                if not data:
+                    stale.append(prediction_id)
+                    continue
+                prediction = Prediction.from_hash(data)
+                if not statuses or prediction.status in statuses:
+                    found.append(prediction)
+                    if len(found) > limit:
+                        break
+            bound = ids[-1]
+            if len(ids) < SCAN_CHUNK:
+                break
+        if stale:
+            self.redis.zrem(index, *stale)
+        more = len(found) > limit
+        found = found[:limit]
+        if newer:
+            found.reverse()
+        return found, more
+
+    def _hashes(self, prediction_ids: Iterable[str]) -> list[dict[str, str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for prediction_id in prediction_ids:
+            pipe.hgetall(keys.prediction(prediction_id))
+        return pipe.execute()
+
+    # -- the worker side --------------------------------------------------------------
+
+    def claim(self, prediction_id: str, token: str, *, ready: bool) -> Claim:
+        """Atomically takes a prediction for this worker, under a lease.
+
+        Args:
+            prediction_id: The prediction named by the task message.
+            token: Unique to this attempt; every later write must present it.
+            ready: The model is already loaded, so the prediction goes straight to ``started``.
+        """
+        result = self._run(
+            "claim",
+            prediction_id,
+            token,
+            self.settings.lease_ttl,
+            self.settings.max_attempts,
+            "1" if ready else "0",
+            self._live_ttl,
+        )
+        outcome = ClaimOutcome(result[0])
+        if outcome is not ClaimOutcome.CLAIMED:
+            return Claim(outcome)
+        fields = dict(zip(result[1::2], result[2::2], strict=True))
+        return Claim(outcome, Prediction.from_hash(fields))
+
+    def mark_started(self, prediction_id: str, token: str) -> bool:
+        """Moves a claimed prediction from ``starting`` to ``started`` (its model is loaded)."""
+        return bool(self._run("started", prediction_id, token))
+
+    def renew(self, prediction_id: str, token: str) -> tuple[bool, bool]:
+        """Extends this worker's lease.
+
+        Returns:
+            ``(still held, cancellation requested)``. Not held means another worker
+            took the prediction over (or it ended): this worker must stop and discard.
+        """
+        held, cancel = self._run("renew", prediction_id, token, self.settings.lease_ttl)
+        return bool(held), bool(cancel)
+
+    def finish(
+        self,
+        prediction_id: str,
+        token: str,
+        status: Status,
+        *,
+        output: Any = None,
+        error: PredictionError | None = None,
+        metrics: dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> bool:
+        """Ends a claimed prediction. Only the claim holder can, and only once.
+
+        Returns:
+            Whether this call ended it (False: already terminal, or the claim was lost).
+        """
+        flat = [str(item) for pair in (timings or {}).items() for item in (pair[0], repr(pair[1]))]
+        return bool(
+            self._run(
+                "finish",
+                prediction_id,
+                token,
+                status.value,
+                json.dumps(output),
+                json.dumps(error.to_dict()) if error else "",
+                json.dumps(metrics),
+                *flat,
+            )
+        )
+
+    def append_log(self, prediction_id: str, text: str) -> None:
+        """Appends to the prediction's logs, which expire with the record."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.append(keys.prediction_logs(prediction_id), text)
+        pipe.expire(keys.prediction_logs(prediction_id), self._live_ttl)
+        pipe.execute()
+
+    def append_event(self, prediction_id: str, event: str, data: Any) -> str:
+        """Appends an event to the prediction's stream; returns its id (``<ms>-<seq>``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(keys.prediction_events(prediction_id), {"event": event, "data": json.dumps(data)})
+        pipe.expire(keys.prediction_events(prediction_id), self._live_ttl)
+        event_id, _ = pipe.execute()
+        return str(event_id)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def release_lapsed(self, now: float, messages: MessageBuilder, limit: int = 100) -> list[str]:
+        """Queues again the predictions whose worker died (their lease lapsed).
+
+        Safe to run from many processes at once: each lapsed claim is released
+        (and its task queued again) by exactly one caller.
+
+        Returns:
+            The ids this call released.
+        """
+        released = []
+        for prediction_id in self._due_ids(keys.leases(), now, limit):
+            found = self.redis.hmget(keys.prediction(prediction_id), ["queue", "model"])
+            queue, model_json = cast(list[str | None], found)
+            if queue is None or model_json is None:
+                self.redis.zrem(keys.leases(), prediction_id)
+                continue
+            model = json.loads(model_json)
+            ref = ModelRef(model["owner"], model["name"], int(model["version_number"]))
+            message = messages(prediction_id, ref, queue)
+            args = (int(self.settings.queue_deadline), self._live_ttl, message)
+            if self._run("release", prediction_id, *args, extra_keys=[keys.celery_queue(queue)]):
+                released.append(prediction_id)
+        return released
+
+    def _due_ids(self, index: str, now: float, limit: int) -> list[str]:
+        return cast(list[str], self.redis.zrangebyscore(index, "-inf", now, start=0, num=limit))
+
+    def abandon_overdue(self, now: float, limit: int = 100) -> int:
+        """Abandons unclaimed predictions past their queue deadline; returns how many."""
+        overdue = self._due_ids(keys.pending(), now, limit)
+        return sum(int(self._run("expire", prediction_id)) for prediction_id in overdue)

@@ -1,0 +1,36 @@
+"""A daemon thread that runs housekeeping jobs at a fixed interval."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class Ticker:
+    """Calls each job every ``interval`` seconds in one daemon thread; a failing job is logged, not fatal."""
+
+    def __init__(self, name: str, interval: float, jobs: list[Callable[[], object]]) -> None:
+        self._jobs = jobs
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Ticker:
+        """Starts the thread and returns self."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Asks the thread to exit after its current round."""
+        self._stopping.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.wait(self._interval):
+            for job in self._jobs:
+                try:
+                    job()
+                except Exception:
+                    logger.exception("housekeeping job %s failed", getattr(job, "__name__", job))

@@ -1,0 +1,95 @@
+"""``python -m workers``: a Celery worker running inferq's predictions (what ``inferq worker`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+from celery import signals
+
+from common.broker import TaskMessages, make_celery
+from common.catalog import Catalog
+from common.config import Settings
+from common.connections import redis_client
+from common.errors import ConfigError
+from common.heartbeats import Heartbeat
+from common.recovery import INTERVAL, Recovery
+from common.runtime import tune_gc
+from common.store import PredictionStore
+from common.ticker import Ticker
+from workers.process import ProcessState
+from workers.tasks import register_tasks
+
+logger = logging.getLogger("workers")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Reads the worker's command line."""
+    parser = argparse.ArgumentParser(prog="inferq worker", description=__doc__)
+    parser.add_argument("--queues", help="comma-separated queues (default: every configured queue)")
+    parser.add_argument("--concurrency", type=int, default=1, help="predictions run at once (processes)")
+    parser.add_argument("--hostname", default=None, help="worker name (default: inferq-<pid>@<host>)")
+    parser.add_argument("--loglevel", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Starts a prefork Celery worker on the given queues; returns its exit code."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(os.environ)
+        catalog = Catalog.load(settings.models_path)
+        settings.required_redis_url  # noqa: B018 - fail before forking anything
+    except ConfigError as e:
+        print(f"inferq worker: {e}", file=sys.stderr)
+        return 2
+    queues = args.queues.split(",") if args.queues else catalog.queues
+    hostname = args.hostname or f"inferq-{os.getpid()}@{socket.gethostname()}"
+    app = make_celery(settings, "inferq-worker")
+    register_tasks(app, ProcessState(settings, catalog).runner)
+    _install_housekeeping(settings, app, hostname, queues)
+    tune_gc()
+    worker = app.Worker(
+        hostname=hostname,
+        queues=queues,
+        concurrency=args.concurrency,
+        pool="prefork",
+        loglevel=args.loglevel,
+        without_gossip=True,
+        without_mingle=True,
+        optimization="fair",
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
+
+
+def _install_housekeeping(settings: Settings, app: Any, hostname: str, queues: list[str]) -> None:
+    """Starts heartbeats and recovery in the main process once the worker is ready."""
+    client = redis_client(settings)
+    store = PredictionStore(client, settings)
+    heartbeat = Heartbeat(store, hostname, queues)
+    recovery = Recovery(store, TaskMessages(app))
+
+    def on_process_init(**_: Any) -> None:
+        tune_gc()
+
+    def on_ready(**_: Any) -> None:
+        heartbeat.beat()
+        Ticker("inferq-housekeeping", INTERVAL, [heartbeat.beat, recovery.run_once]).start()
+        logger.info("worker %s ready on queues %s", hostname, ", ".join(queues))
+
+    def on_shutdown(**_: Any) -> None:
+        heartbeat.retire()
+
+    signals.worker_process_init.connect(on_process_init, weak=False)
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutdown.connect(on_shutdown, weak=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""What an adapter sees of the prediction it runs: cancellation, streamed output, logs, metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from enum import StrEnum
+from typing import Any
+
+from common.errors import PredictionCancelled
+from common.store import PredictionStore
+
+logger = logging.getLogger(__name__)
+
+
+class StopReason(StrEnum):
+    """Why a running prediction was asked to stop."""
+
+    CANCELLED = "cancelled"
+    """Its owner cancelled it."""
+    TIMED_OUT = "timed_out"
+    """It ran past the maximum run time."""
+    LOST = "lost"
+    """Another worker took it over (this worker's lease lapsed): discard the result."""
+
+
+class PredictionContext:
+    """Handed to ``Adapter.predict``; check :attr:`cancelled` between steps.
+
+    Attributes:
+        prediction_id: The prediction being run.
+        cancelled: Set when the adapter should stop (cancel, run cap, or lost claim);
+            ``cancelled.wait(seconds)`` is a sleep that ends early on a stop.
+        metrics: Extra metrics the adapter reports (merged into the prediction's ``metrics``).
+    """
+
+    def __init__(self, prediction_id: str, store: PredictionStore, *, stream: bool) -> None:
+        self.prediction_id = prediction_id
+        self.cancelled = threading.Event()
+        self.metrics: dict[str, Any] = {}
+        self.stop_reason: StopReason | None = None
+        self._store = store
+        self._stream = stream
+
+    def raise_if_cancelled(self) -> None:
+        """Raises :class:`~common.errors.PredictionCancelled` once a stop was requested."""
+        if self.cancelled.is_set():
+            raise PredictionCancelled(f"prediction {self.prediction_id} was asked to stop")
+
+    def emit(self, chunk: Any) -> None:
+        """Streams one chunk of output (JSON-serialisable) to the prediction's event stream."""
+        if self._stream:
+            self._store.append_event(self.prediction_id, "output", chunk)
+
+    def log(self, message: str) -> None:
+        """Appends a line to the prediction's logs."""
+        logger.info("prediction %s: %s", self.prediction_id, message)
+        self._store.append_log(self.prediction_id, message.rstrip("\n") + "\n")
+
+    def request_stop(self, reason: StopReason) -> None:
+        """Asks the adapter to stop; the first reason given wins."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.cancelled.set()

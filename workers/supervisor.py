@@ -1,0 +1,157 @@
+"""The supervisor of a worker process's running prediction.
+
+One thread per worker process keeps the claim alive while the adapter runs,
+relays cancellation within one Redis round trip of the request, enforces the
+maximum run time, and — when an adapter ignores a stop past the grace period —
+records the outcome and kills its own process. Prefork runs one prediction per
+process, so the kill harms no other prediction; Celery replaces the process
+and the requeued message finds the prediction already ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import redis
+
+from common.config import Settings
+from common.notifier import Notifier
+from common.records import ErrorSource, PredictionError, Status
+from common.store import PredictionStore
+from workers.context import PredictionContext, StopReason
+
+logger = logging.getLogger(__name__)
+
+
+def kill_own_process() -> None:
+    """Ends this worker process at once (SIGKILL), as the last resort for a deaf adapter."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_time_exceeded(max_run_time: float) -> PredictionError:
+    """The error recorded for a prediction stopped at the run cap."""
+    return PredictionError(
+        ErrorSource.EXTERNAL, f"The prediction exceeded the maximum run time of {max_run_time:g} s."
+    )
+
+
+@dataclass
+class Watch:
+    """The supervisor's view of one running prediction.
+
+    Attributes:
+        in_adapter: True while ``predict`` runs. Only then may a deaf adapter be
+            killed; a stop during ``setup`` ends the prediction but lets loading finish.
+    """
+
+    prediction_id: str
+    token: str
+    ctx: PredictionContext
+    started: float
+    in_adapter: bool = False
+    stop_requested_at: float | None = None
+    ended: bool = False
+
+
+class Supervisor:
+    """Watches the prediction this process runs; see the module docstring."""
+
+    def __init__(
+        self,
+        store: PredictionStore,
+        cancel_notifier: Notifier,
+        settings: Settings,
+        kill: Callable[[], None] = kill_own_process,
+    ) -> None:
+        self._store = store
+        self._notifier = cancel_notifier
+        self._settings = settings
+        self._kill = kill
+        self._watch: Watch | None = None
+        self._signal = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watching(self, prediction_id: str, token: str, ctx: PredictionContext) -> Iterator[Watch]:
+        """Supervises ``prediction_id`` for the duration of the block."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="inferq-supervisor", daemon=True)
+                self._thread.start()
+        with self._notifier.watch(prediction_id, self._signal):
+            watch = Watch(prediction_id, token, ctx, time.monotonic())
+            self._watch = watch
+            try:
+                yield watch
+            finally:
+                with self._lock:
+                    watch.ended = True
+                    self._watch = None
+
+    def _loop(self) -> None:
+        # Not woken when a prediction starts (its fresh lease outlives the first
+        # renewal interval); woken at once when its cancellation is published.
+        while True:
+            watch = self._watch
+            timeout = self._settings.lease_renew_interval if watch is None else self._next_wakeup(watch)
+            self._signal.wait(timeout)
+            self._signal.clear()
+            watch = self._watch
+            if watch is None or watch.ended:
+                continue
+            try:
+                self._check(watch)
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                logger.warning("cannot renew the lease of %s: %s", watch.prediction_id, e)
+
+    def _next_wakeup(self, watch: Watch) -> float:
+        deadline = watch.started + self._settings.max_run_time
+        if watch.stop_requested_at is not None:
+            deadline = watch.stop_requested_at + self._settings.cancel_grace
+        return max(0.0, min(self._settings.lease_renew_interval, deadline - time.monotonic()))
+
+    def _check(self, watch: Watch) -> None:
+        held, cancel = self._store.renew(watch.prediction_id, watch.token)
+        now = time.monotonic()
+        if not held:
+            self._stop(watch, StopReason.LOST, now)
+        elif cancel:
+            self._stop(watch, StopReason.CANCELLED, now)
+        elif now - watch.started >= self._settings.max_run_time:
+            self._stop(watch, StopReason.TIMED_OUT, now)
+        stopped_at = watch.stop_requested_at
+        if stopped_at is not None and now - stopped_at >= self._settings.cancel_grace:
+            self._enforce(watch)
+
+    def _stop(self, watch: Watch, reason: StopReason, now: float) -> None:
+        if watch.stop_requested_at is None:
+            logger.info("asking prediction %s to stop (%s)", watch.prediction_id, reason)
+            watch.stop_requested_at = now
+        watch.ctx.request_stop(reason)
+
+    def _enforce(self, watch: Watch) -> None:
+        """Ends a prediction that ignored its stop for the grace period, killing a deaf adapter."""
+        reason = watch.ctx.stop_reason
+        if reason is StopReason.CANCELLED:
+            self._store.finish(watch.prediction_id, watch.token, Status.CANCELLED)
+        elif reason is StopReason.TIMED_OUT:
+            error = run_time_exceeded(self._settings.max_run_time)
+            self._store.finish(watch.prediction_id, watch.token, Status.FAILED, error=error)
+        with self._lock:
+            if watch.ended or not watch.in_adapter:
+                return
+            logger.error(
+                "prediction %s ignored a stop (%s) for %g s; killing its worker process",
+                watch.prediction_id,
+                reason,
+                self._settings.cancel_grace,
+            )
+            self._kill()
