@@ -11,8 +11,14 @@ from flask_smorest import Api
 
 from api.auth import KeyRing
 from api.error_handler import register_error_handler
+from api.moderation import load_policy
 from api.services import EXTENSION, Services, services
-from api.views import health, predictions
+from api.signing import UrlSigner, derive_key
+from api.views import embeddings as embedding_views
+from api.views import files as file_views
+from api.views import health as health_views
+from api.views import images as image_views
+from api.views import predictions as prediction_views
 from common import keys
 from common.broker import TaskMessages, make_celery
 from common.catalog import Catalog
@@ -22,6 +28,7 @@ from common.errors import ConfigError
 from common.notifier import Notifier
 from common.recovery import INTERVAL, Recovery
 from common.runtime import tune_gc
+from common.storage import LocalStorage
 from common.store import PredictionStore
 from common.ticker import Ticker
 
@@ -63,10 +70,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         messages=messages,
         notifier=Notifier(client, keys.updates_channel()),
         keys=KeyRing(settings.api_keys),
+        storage=LocalStorage(settings.data_dir / "files"),
+        signer=UrlSigner(signing_key(settings), settings.url_ttl),
+        moderation=load_policy(settings.moderation),
     )
     api = Api(app)
-    for blueprint in (health.blp, predictions.blp):
-        api.register_blueprint(blueprint)
+    for views in (health_views, prediction_views, image_views, embedding_views, file_views):
+        api.register_blueprint(views.blp)
     register_error_handler(app)
     app.before_request(_authenticate)
     app.after_request(_tag_request_id)
@@ -75,6 +85,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         app.extensions[EXTENSION].notifier.start()
         Ticker("inferq-recovery", INTERVAL, [Recovery(store, messages).run_once]).start()
     return app
+
+
+def signing_key(settings: Settings) -> bytes:
+    """``INFERQ_URL_SIGNING_KEY``, or a key derived from the API keys."""
+    if settings.url_signing_key:
+        return settings.url_signing_key.encode()
+    return derive_key(settings.api_keys)
 
 
 def _authenticate() -> None:
@@ -86,4 +103,6 @@ def _authenticate() -> None:
 
 def _tag_request_id(response: Response) -> Response:
     response.headers["x-request-id"] = g.get("request_id") or uuid.uuid4().hex
+    if g.get("prediction_id"):
+        response.headers["x-prediction-id"] = g.prediction_id
     return response

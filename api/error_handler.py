@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from common.errors import InferqError, RequestValidationError, ServiceUnavailable
+from common.errors import InferqError, PredictionOutcomeError, RequestValidationError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ def handle(e: Exception) -> Response:
         if isinstance(e, RequestValidationError) and e.details:
             code = e.details[0]["type"]
         response = error_body(e.status_code, detail, e.message, e.error_type, code, e.param)
-        if isinstance(e, ServiceUnavailable):
-            response.headers["Retry-After"] = str(e.retry_after)
+        response.headers.update(_headers(e))
         return response
     if isinstance(e, HTTPException) and e.code is not None:
         message = e.description or e.name
@@ -70,6 +69,19 @@ def handle(e: Exception) -> Response:
         return response
     logger.exception("unhandled error while serving a request")
     return error_body(500, "Internal server error", "Internal server error", "server_error", None, None)
+
+
+def _headers(e: InferqError) -> dict[str, str]:
+    """Headers that tell clients what to do next: when to retry, and which prediction it was."""
+    headers = {}
+    if isinstance(e, ServiceUnavailable):
+        headers["Retry-After"] = str(e.retry_after)
+    if isinstance(e, PredictionOutcomeError):
+        headers["x-prediction-id"] = e.prediction_id
+        headers["x-should-retry"] = "true" if e.retryable else "false"
+        if e.retryable:
+            headers["Retry-After"] = "1"
+    return headers
 
 
 def register_error_handler(app: Flask) -> None:

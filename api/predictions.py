@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Collection
 from typing import Any
 
 from api.pagination import NEWER, OLDER, Cursor
+from api.schemas.predictions import PredictionSchema
 from api.services import Services
 from common.catalog import ModelVersion
 from common.errors import Conflict, NotFound, RequestValidationError
 from common.ids import new_prediction_id
 from common.notifier import Watcher
-from common.records import Prediction, Status
+from common.records import TERMINAL_STATUSES, Prediction, Status
 from common.store import CancelOutcome
 
 
@@ -29,43 +32,69 @@ def validate_input(version: ModelVersion, payload: dict[str, Any]) -> None:
         )
 
 
-def create(
-    services: Services, owner: str, version: ModelVersion, body: dict[str, Any], wait: float | None
+def build(
+    owner: str,
+    version: ModelVersion,
+    payload: dict[str, Any],
+    *,
+    webhook: dict[str, Any] | None = None,
+    stream: bool = False,
 ) -> Prediction:
-    """Stores a prediction and queues its task (atomically), then waits up to ``wait`` seconds if asked."""
-    prediction = Prediction(
+    """A new pending prediction of ``version`` (not stored yet)."""
+    return Prediction(
         id=new_prediction_id(),
         owner=owner,
         model=version.ref,
         queue=version.queue,
-        input=body["input"],
+        input=payload,
         status=Status.PENDING,
         created_at=0.0,
         updated_at=0.0,
-        webhook=body.get("webhook"),
+        webhook=webhook,
+        stream=stream,
     )
-    message = services.messages.envelope(prediction.id, version.ref, version.queue)
+
+
+def submit(services: Services, prediction: Prediction, version: ModelVersion) -> None:
+    """Stores ``prediction`` and queues its task, atomically; opens its event log if it streams."""
+    message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
+    init = json.dumps(PredictionSchema().dump(prediction)) if prediction.stream else ""
+    services.store.create(prediction, message, init, batched=version.batching)
+
+
+def create(
+    services: Services, owner: str, version: ModelVersion, body: dict[str, Any], wait: float | None
+) -> Prediction:
+    """Creates a prediction, then waits up to ``wait`` seconds for it to end when asked."""
+    prediction = build(owner, version, body["input"], webhook=body.get("webhook"))
     with services.notifier.watch(prediction.id) as watcher:
-        services.store.create(prediction, message)
+        submit(services, prediction, version)
         if not wait:
             return prediction
         return wait_for(services, watcher, prediction, wait)
 
 
-def wait_for(services: Services, watcher: Watcher, prediction: Prediction, timeout: float) -> Prediction:
-    """The prediction once terminal, or as it stands after ``timeout`` seconds.
+def wait_for(
+    services: Services,
+    watcher: Watcher,
+    prediction: Prediction,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> Prediction:
+    """The prediction once terminal, or as it stands after ``timeout`` seconds (or once ``stop`` is set).
 
     Sleeps on the process's shared notifier (registered before ``prediction``
     was last read), re-reading the record only when news says it ended: no
-    polling, and no Redis connection held while waiting.
+    polling, and no Redis connection held while waiting. Whoever sets ``stop``
+    must also set ``watcher.event``.
     """
     deadline = time.monotonic() + timeout
     while not prediction.status.is_terminal:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not watcher.event.wait(remaining):
+        if remaining <= 0 or not watcher.event.wait(remaining) or (stop is not None and stop.is_set()):
             return services.store.get(prediction.id) or prediction
         watcher.event.clear()
-        if watcher.note is None or Status(watcher.note).is_terminal:
+        if watcher.note is None or watcher.note in TERMINAL_STATUSES:
             prediction = services.store.get(prediction.id) or prediction
     return prediction
 

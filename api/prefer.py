@@ -18,7 +18,8 @@ def parse_prefer_wait(header: str | None, default: float, cap: float) -> float |
         return None
     wait: float | None = None
     for preference in header.split(","):
-        name, sep, value = preference.strip().partition("=")
+        token = preference.split(";", 1)[0]  # a preference's own ;parameters are ignored
+        name, sep, value = token.strip().partition("=")
         if name.strip().lower() != "wait":
             continue
         wait = default

@@ -7,16 +7,20 @@ from dataclasses import dataclass
 from flask import current_app
 
 from api.auth import KeyRing
+from api.moderation import ModerationPolicy
+from api.signing import UrlSigner
 from common.broker import TaskMessages
 from common.catalog import Catalog
 from common.config import Settings
 from common.notifier import Notifier
+from common.storage import Storage
 from common.store import PredictionStore
 
 
 @dataclass(frozen=True)
 class Services:
-    """The API process's settings, models, store, task messages, notifier and keys."""
+    """What the API process's requests share: settings, models, Redis store, task messages,
+    notifier, keys, file storage and link signer, and the moderation policy."""
 
     settings: Settings
     catalog: Catalog
@@ -24,6 +28,9 @@ class Services:
     messages: TaskMessages
     notifier: Notifier
     keys: KeyRing
+    storage: Storage
+    signer: UrlSigner
+    moderation: ModerationPolicy
 
 
 EXTENSION = "inferq"

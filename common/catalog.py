@@ -33,13 +33,14 @@ from typing import Any
 
 import jsonschema
 import yaml
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from common.errors import ConfigError, ModelNotFound, RequestValidationError
 from common.records import ModelRef
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "echo": "workers.adapters.echo:EchoAdapter",
+    "sketch": "workers.adapters.sketch:SketchAdapter",
 }
 """Short adapter names usable in the models file, and the classes they stand for."""
 
@@ -53,7 +54,7 @@ COMPATIBILITY_FLAGS = (
 """The OpenAI/Anthropic-compatible endpoints a version may be served through."""
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
-_REF = re.compile(rf"^({NAME_PATTERN})/({NAME_PATTERN})(?::(\d{{1,9}}))?$")
+_REF = re.compile(rf"^({NAME_PATTERN})/({NAME_PATTERN})(?::(\d{{1,9}}))?\Z")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class ModelVersion:
     compatibilities: Mapping[str, bool]
     release_notes: str
     created_at: datetime
+    batching: bool = False
+    """The adapter gathers queued predictions of this version into batches."""
 
     @property
     def ref(self) -> ModelRef:
@@ -148,6 +151,11 @@ def parse_model_ref(text: str) -> tuple[str, str, int | None]:
     return owner, name, int(number) if number is not None else None
 
 
+def _boolean(value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError("must be true or false")
+
+
 class _VersionSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -155,12 +163,12 @@ class _VersionSchema(Schema):
     number = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     adapter = fields.String(required=True, validate=validate.Length(min=1))
     options = fields.Dict(keys=fields.String(), load_default=dict)
-    queue = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"))
+    queue = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z"))
     input_schema = fields.Dict()
     output_schema = fields.Dict()
     compatibilities = fields.Dict(
         keys=fields.String(validate=validate.OneOf(COMPATIBILITY_FLAGS)),
-        values=fields.Boolean(truthy={True}, falsy={False}),
+        values=fields.Raw(validate=_boolean),
         load_default=dict,
     )
     release_notes = fields.String(load_default="")
@@ -171,8 +179,8 @@ class _ModelSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    owner = fields.String(required=True, validate=validate.Regexp(rf"^{NAME_PATTERN}$"))
-    name = fields.String(required=True, validate=validate.Regexp(rf"^{NAME_PATTERN}$"))
+    owner = fields.String(required=True, validate=validate.Regexp(rf"^{NAME_PATTERN}\Z"))
+    name = fields.String(required=True, validate=validate.Regexp(rf"^{NAME_PATTERN}\Z"))
     description = fields.String(load_default=None, allow_none=True)
     visibility = fields.String(
         load_default="public", validate=validate.OneOf(["public", "private", "restricted"])
@@ -183,7 +191,7 @@ class _ModelSchema(Schema):
 
 class _FileSchema(Schema):
     class Meta:
-        unknown = EXCLUDE
+        unknown = RAISE
 
     models = fields.List(fields.Nested(_ModelSchema), required=True)
 
@@ -306,4 +314,5 @@ def _build_version(owner: str, name: str, spec: Mapping[str, Any], created: date
         compatibilities=compatibilities,
         release_notes=spec["release_notes"],
         created_at=spec.get("created_at", created),
+        batching=bool(getattr(adapter_class, "batching", False)),
     )

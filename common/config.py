@@ -21,7 +21,7 @@ DEFAULT_MODELS_PATH = Path(__file__).with_name("models.yaml")
 DEFAULT_WAIT = 60.0
 """Seconds a bare ``Prefer: wait`` holds, and the cap on ``wait=n``, unless configured."""
 
-OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 """What an owner (account) name may look like; it becomes part of Redis keys."""
 
 T = TypeVar("T")
@@ -45,6 +45,12 @@ def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
 def _path(raw: str) -> Path:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -61,7 +67,7 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     for entry in filter(None, (part.strip() for part in raw.split(","))):
         owner, sep, key = entry.partition(":")
         if not sep or not owner or not key:
-            raise ValueError(f"entry {entry.split(':')[0]!r}... is not of the form owner:key")
+            raise ValueError(f"entry {len(keys) + 1} is not of the form owner:key")
         if not OWNER_PATTERN.match(owner):
             raise ValueError(f"owner {owner!r} may hold only letters, digits, '_', '.' and '-'")
         if key in keys:
@@ -70,8 +76,8 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     return keys
 
 
-def _setting(env: str, parse: Callable[[str], Any], doc: str) -> Any:
-    return field(metadata={"env": env, "parse": parse, "doc": doc})
+def _setting(env: str, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
+    return field(metadata={"env": env, "parse": parse, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,9 @@ class Settings:
     redis_url: str | None = _setting(
         "INFERQ_REDIS_URL", _optional_text, "Redis for records, events and the Celery broker"
     )
-    api_keys: dict[str, str] = _setting("INFERQ_API_KEYS", parse_api_keys, "comma-separated owner:key pairs")
+    api_keys: dict[str, str] = _setting(
+        "INFERQ_API_KEYS", parse_api_keys, "comma-separated owner:key pairs", secret=True
+    )
     models_path: Path = _setting("INFERQ_MODELS", _path, "path to the models YAML file")
     data_dir: Path = _setting("INFERQ_DATA_DIR", _path, "where embedded Redis and files live")
     wait_default: float = _setting("INFERQ_WAIT_DEFAULT", _seconds, "seconds a bare Prefer: wait holds")
@@ -99,6 +107,22 @@ class Settings:
     )
     retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
     max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    sync_timeout: float = _setting(
+        "INFERQ_SYNC_TIMEOUT", _seconds, "seconds an OpenAI-compatible call waits before it cancels"
+    )
+    default_image_model: str = _setting(
+        "INFERQ_DEFAULT_IMAGE_MODEL", _text, "model of /v1/images/generations when none is named"
+    )
+    url_ttl: float = _setting("INFERQ_URL_TTL", _seconds, "seconds a signed file link stays valid")
+    url_signing_key: str | None = _setting(
+        "INFERQ_URL_SIGNING_KEY",
+        _optional_text,
+        "secret for file links; default: derived from the API keys",
+        secret=True,
+    )
+    moderation: str | None = _setting(
+        "INFERQ_MODERATION", _optional_text, "prompt policy: a YAML term file or package.module:Class"
+    )
     redis_max_connections: int = _setting(
         "INFERQ_REDIS_MAX_CONNECTIONS", _count, "Redis connections per process, at most"
     )
@@ -122,7 +146,8 @@ class Settings:
                 try:
                     values[spec.name] = spec.metadata["parse"](environ[name])
                 except ValueError as e:
-                    raise ConfigError(f"{name}={environ[name]!r} is invalid: {e}") from e
+                    shown = "(value not shown)" if spec.metadata.get("secret") else repr(environ[name])
+                    raise ConfigError(f"{name}={shown} is invalid: {e}") from e
         if "wait_max" in values and "wait_default" not in values:
             values["wait_default"] = min(DEFAULT_WAIT, values["wait_max"])
         return cls.defaults(**values)
@@ -144,6 +169,11 @@ class Settings:
             "max_attempts": 3,
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
+            "sync_timeout": 60.0,
+            "default_image_model": "inferq/sketch",
+            "url_ttl": 3600.0,
+            "url_signing_key": None,
+            "moderation": None,
             "redis_max_connections": 32,
         }
         values.update(overrides)

@@ -96,6 +96,78 @@ class UnsupportedModel(InferqError):
     code = "model_not_supported"
 
 
+class PredictionOutcomeError(InferqError):
+    """A synchronous (OpenAI-compatible) call's prediction did not succeed.
+
+    Attributes:
+        prediction_id: The prediction, so the client can look it up; sent as ``x-prediction-id``.
+        retryable: Whether the client may retry (sent as ``x-should-retry``).
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, prediction_id: str) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+
+
+class DeadlineExceeded(PredictionOutcomeError, TimeoutError):
+    """The model did not answer within the deadline; the prediction was cancelled."""
+
+    status_code = 504
+    error_type = "timeout_error"
+    code = "deadline_exceeded"
+
+
+class PredictionFailed(PredictionOutcomeError):
+    """The model failed on this request."""
+
+    status_code = 500
+    error_type = "server_error"
+    code = "prediction_failed"
+
+
+class PredictionInterrupted(PredictionOutcomeError):
+    """The prediction was cancelled (through the predictions API) before it finished."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "prediction_cancelled"
+
+
+class PredictionAbandoned(PredictionOutcomeError):
+    """inferq gave up on the prediction (no worker took it, or its workers kept dying)."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "prediction_abandoned"
+    retryable = True
+
+
+class ModerationBlocked(InferqError):
+    """The prompt was refused by the moderation policy."""
+
+    status_code = 400
+    error_type = "image_generation_user_error"
+    code = "moderation_blocked"
+
+
+class LinkInvalid(InferqError):
+    """A file link's signature does not match: it was tampered with or forged."""
+
+    status_code = 403
+    error_type = "permission_error"
+    code = "invalid_signature"
+
+
+class LinkExpired(InferqError):
+    """A file link was genuine but has expired."""
+
+    status_code = 410
+    error_type = "invalid_request_error"
+    code = "link_expired"
+
+
 class ServiceUnavailable(InferqError):
     """A backing service (Redis, the broker) cannot be reached right now.
 

@@ -41,13 +41,19 @@ def leases() -> str:
 
 
 def updates_channel() -> str:
-    """Pub/sub channel carrying ``<id> <status>`` whenever a prediction's status changes."""
+    """Pub/sub channel carrying ``<id> <status>`` when a prediction's status changes, ``<id> event`` when
+    its event log grows."""
     return f"{PREFIX}:updates"
 
 
 def cancel_channel() -> str:
     """Pub/sub channel carrying ``<id>`` whenever cancellation of a running prediction is requested."""
     return f"{PREFIX}:cancel"
+
+
+def batch_lane(model_version: str) -> str:
+    """List of hints (``<id>\n<task message>``) of queued predictions of a batched ``owner/name:N``."""
+    return f"{PREFIX}:lane:{model_version}"
 
 
 def worker_heartbeats(queue: str) -> str:

@@ -83,6 +83,10 @@ class Notifier:
                     if not watching:
                         del self._watchers[prediction_id]
 
+    def wake(self, prediction_id: str) -> None:
+        """Wakes this process's waiters on ``prediction_id`` with no note (they re-check everything)."""
+        self._wake(prediction_id)
+
     def _wake(self, message: str) -> None:
         prediction_id, _, note = message.partition(" ")
         with self._lock:

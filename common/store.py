@@ -10,6 +10,8 @@ an unclaimed prediction ends it at once. Every status change is published on
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,6 +60,36 @@ class CancelOutcome(StrEnum):
     """It is running; its worker was told to stop."""
 
 
+EVENT_NOTE = "event"
+"""The note published on the updates channel when a prediction's event log grows."""
+
+TERMINAL_EVENTS = frozenset({"done", "error"})
+"""Event types that end a prediction's event log."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One entry of a prediction's event log; ``data`` is JSON, empty for terminal events
+    (whose data is the finished prediction, rendered when sent)."""
+
+    id: str
+    event: str
+    data: str
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether this event ends the log."""
+        return self.event in TERMINAL_EVENTS
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A queued prediction of a batched version, and its task message as it sits in the queue."""
+
+    prediction_id: str
+    message: str
+
+
 @dataclass(frozen=True)
 class Claim:
     """The result of a claim attempt, with the record when it was claimed."""
@@ -87,7 +119,14 @@ class PredictionStore:
             + margin
         )
 
-    def _run(self, script: str, prediction_id: str, *args: Any, extra_keys: Sequence[str] = ()) -> Any:
+    def _run(
+        self,
+        script: str,
+        prediction_id: str,
+        *args: Any,
+        extra_keys: Sequence[str] = (),
+        client: redis.client.Pipeline | None = None,
+    ) -> Any:
         script_keys = [
             keys.prediction(prediction_id),
             keys.pending(),
@@ -103,12 +142,21 @@ class PredictionStore:
             int(self.settings.retention),
             *args,
         ]
-        return self._scripts[script](keys=script_keys, args=argv)
+        return self._scripts[script](keys=script_keys, args=argv, client=client)
 
     # -- the API side -----------------------------------------------------------------
 
-    def create(self, prediction: Prediction, message: str) -> Prediction:
+    def create(
+        self, prediction: Prediction, message: str, init_event: str = "", *, batched: bool = False
+    ) -> Prediction:
         """Stores a new pending prediction, indexes it for its owner and queues ``message``, atomically.
+
+        Args:
+            prediction: The new record.
+            message: Its task message (``common.broker.TaskMessages.envelope``).
+            init_event: For a streamed prediction, the data (JSON) of the ``init`` event
+                that opens its event log.
+            batched: Its version gathers predictions into batches: leave a hint in its lane.
 
         Returns:
             The record with ``created_at``/``updated_at`` set from the Redis clock.
@@ -124,8 +172,13 @@ class PredictionStore:
                 int(self.settings.queue_deadline),
                 self._live_ttl,
                 message,
+                init_event,
                 *flat,
-                extra_keys=[keys.owner_predictions(prediction.owner), keys.celery_queue(prediction.queue)],
+                extra_keys=[
+                    keys.owner_predictions(prediction.owner),
+                    keys.celery_queue(prediction.queue),
+                    *([keys.batch_lane(prediction.model.key)] if batched else []),
+                ],
             )
         )
         prediction.created_at = prediction.updated_at = created
@@ -226,20 +279,66 @@ class PredictionStore:
             token: Unique to this attempt; every later write must present it.
             ready: The model is already loaded, so the prediction goes straight to ``started``.
         """
-        result = self._run(
-            "claim",
-            prediction_id,
+        result = self._run("claim", prediction_id, *self._claim_args(token, ready))
+        outcome = ClaimOutcome(result[0])
+        if outcome is not ClaimOutcome.CLAIMED:
+            return Claim(outcome)
+        fields = dict(zip(result[1::2], result[2::2], strict=True))
+        return Claim(outcome, Prediction.from_hash(fields))
+
+    def take_hints(self, model: ModelRef, count: int, wait: float) -> list[Hint]:
+        """Takes up to ``count`` hints of queued predictions of ``model``, waiting up to ``wait`` s for some.
+
+        Hints can be stale (the prediction already ran) or lost (a worker died
+        holding them): a hinted prediction also has its own task message, so a
+        hint is only ever a chance to run it sooner, in a batch.
+        """
+        lane = keys.batch_lane(model.key)
+        deadline = time.monotonic() + wait
+        raw = cast(list[str], self.redis.lpop(lane, count) or [])
+        while len(raw) < count and (remaining := deadline - time.monotonic()) > 0.001:
+            popped = cast(tuple[str, str] | None, self.redis.blpop([lane], timeout=remaining))
+            if popped is None:
+                break
+            raw.append(popped[1])
+            raw.extend(cast(list[str], self.redis.lpop(lane, count - len(raw)) or []))
+        hints = []
+        for entry in raw:
+            prediction_id, _, message = entry.partition("\n")
+            hints.append(Hint(prediction_id, message))
+        return hints
+
+    def claim_hinted(self, hints: list[Hint], queue: str) -> list[tuple[Prediction, str]]:
+        """Claims the hinted predictions that are still free (as ``started``: the model is loaded),
+        and removes their task messages from ``queue`` so no worker picks them up for nothing.
+
+        Returns:
+            ``(record, token)`` for each prediction claimed.
+        """
+        tokens = [uuid.uuid4().hex for _ in hints]
+        pipe = self.redis.pipeline(transaction=False)
+        for hint, token in zip(hints, tokens, strict=True):
+            self._run("claim", hint.prediction_id, *self._claim_args(token, True), client=pipe)
+        claimed = []
+        for hint, token, result in zip(hints, tokens, pipe.execute(), strict=True):
+            if result[0] == ClaimOutcome.CLAIMED.value:
+                fields = dict(zip(result[1::2], result[2::2], strict=True))
+                claimed.append((hint, Prediction.from_hash(fields), token))
+        if claimed:
+            pipe = self.redis.pipeline(transaction=False)
+            for hint, _, _ in claimed:
+                pipe.lrem(keys.celery_queue(queue), 1, hint.message)
+            pipe.execute()
+        return [(prediction, token) for _, prediction, token in claimed]
+
+    def _claim_args(self, token: str, ready: bool) -> tuple[Any, ...]:
+        return (
             token,
             self.settings.lease_ttl,
             self.settings.max_attempts,
             "1" if ready else "0",
             self._live_ttl,
         )
-        outcome = ClaimOutcome(result[0])
-        if outcome is not ClaimOutcome.CLAIMED:
-            return Claim(outcome)
-        fields = dict(zip(result[1::2], result[2::2], strict=True))
-        return Claim(outcome, Prediction.from_hash(fields))
 
     def mark_started(self, prediction_id: str, token: str) -> bool:
         """Moves a claimed prediction from ``starting`` to ``started`` (its model is loaded)."""
@@ -270,7 +369,12 @@ class PredictionStore:
 
         Returns:
             Whether this call ended it (False: already terminal, or the claim was lost).
+
+        Raises:
+            ValueError: When ``status`` is not terminal.
         """
+        if not status.is_terminal:
+            raise ValueError(f"finish needs a terminal status, not {status}")
         flat = [str(item) for pair in (timings or {}).items() for item in (pair[0], repr(pair[1]))]
         return bool(
             self._run(
@@ -293,12 +397,24 @@ class PredictionStore:
         pipe.execute()
 
     def append_event(self, prediction_id: str, event: str, data: Any) -> str:
-        """Appends an event to the prediction's stream; returns its id (``<ms>-<seq>``)."""
+        """Appends an event to the prediction's log and tells its followers; returns its id."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(keys.prediction_events(prediction_id), {"event": event, "data": json.dumps(data)})
         pipe.expire(keys.prediction_events(prediction_id), self._live_ttl)
-        event_id, _ = pipe.execute()
+        pipe.publish(keys.updates_channel(), f"{prediction_id} {EVENT_NOTE}")
+        event_id, _, _ = pipe.execute()
         return str(event_id)
+
+    def events_after(self, prediction_id: str, after: str | None, count: int = 100) -> list[StoredEvent]:
+        """Up to ``count`` events of the prediction's log after the event id ``after`` (or from the start)."""
+        start = f"({after}" if after else "-"
+        found = self.redis.xrange(keys.prediction_events(prediction_id), start, "+", count=count)
+        entries = cast(list[tuple[str, dict[str, str]]], found or [])
+        return [StoredEvent(event_id, fields["event"], fields["data"]) for event_id, fields in entries]
+
+    def has_events(self, prediction_id: str) -> bool:
+        """Whether the prediction's event log still exists (it expires with the record)."""
+        return bool(self.redis.exists(keys.prediction_events(prediction_id)))
 
     # -- recovery -----------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ def base_env(redis_url: str, data_dir: Path, **overrides: str) -> dict[str, str]
             "INFERQ_LEASE_TTL": "3",
             "INFERQ_CANCEL_GRACE": "1",
             "INFERQ_WAIT_MAX": "30",
+            "INFERQ_SYNC_TIMEOUT": "4",
             "PYTHONPATH": str(ROOT),
         }
     )

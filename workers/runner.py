@@ -1,8 +1,11 @@
-"""Running one prediction in a worker process: claim, load, validate, predict, record.
+"""Running predictions in a worker process: claim, load, gather, validate, predict, record.
 
-Every outcome, including an adapter that raises, returns garbage or is stopped,
-ends in exactly one terminal write through the store, guarded by this run's
-claim token; a run that lost its claim writes nothing.
+A run is one prediction, or — for a version whose adapter batches — the
+prediction the task named plus whatever else of that version is queued,
+gathered into one forward pass. Every member's outcome, including an adapter
+that raises, returns garbage or is stopped, ends in exactly one terminal write
+through the store, guarded by that member's claim token; a member whose claim
+was lost writes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import time
 import traceback
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,20 +24,38 @@ from common.config import Settings
 from common.errors import ConfigError, ModelNotFound, PredictionCancelled
 from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.store import ClaimOutcome, PredictionStore
-from workers.adapters.base import Adapter
+from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
 from workers.supervisor import Supervisor, Watch, run_time_exceeded
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_BATCH_SIZE = 32
+"""Predictions per forward pass of a batching adapter, unless its options say ``max_batch_size``."""
+
+DEFAULT_BATCH_WAIT_MS = 5.0
+"""Milliseconds a batch waits to fill up, unless its options say ``max_batch_wait_ms``."""
+
 
 @dataclass
 class Outcome:
-    """How a run ended, before it is written."""
+    """How a prediction ended, before it is written."""
 
     status: Status
     output: Any = None
     error: PredictionError | None = None
+
+
+@dataclass
+class Member:
+    """One prediction of a run, with its claim token, context and supervisor watch."""
+
+    prediction: Prediction
+    token: str
+    ctx: PredictionContext
+    claimed_at: float = field(default_factory=time.monotonic)
+    watch: Watch | None = None
+    outcome: Outcome | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -62,71 +84,53 @@ class Runner:
         self._adapters: dict[str, Adapter] = {}
 
     def run(self, prediction_id: str, model_key: str) -> None:
-        """Runs ``prediction_id`` unless another worker has it or it already ended."""
+        """Runs ``prediction_id`` (and, for a batching version, others queued with it)
+        unless another worker has it or it already ended."""
+        first = self._claim(prediction_id, model_key)
+        if first is None:
+            return
+        members = [first]
+        with ExitStack() as stack:
+            self._watch(stack, first)
+            prepared = self._prepare(model_key, first)
+            if prepared is not None:
+                version, adapter = prepared
+                if isinstance(adapter, BatchAdapter):
+                    members += self._gather(stack, version, first)
+                self._execute(adapter, version, members)
+        for member in members:
+            self._record(member)
+
+    def _claim(self, prediction_id: str, model_key: str) -> Member | None:
         token = uuid.uuid4().hex
         claim = self.store.claim(prediction_id, token, ready=model_key in self._adapters)
         if claim.outcome is not ClaimOutcome.CLAIMED or claim.prediction is None:
             logger.info("prediction %s not run: %s", prediction_id, claim.outcome)
-            return
-        prediction = claim.prediction
-        ctx = PredictionContext(prediction_id, self.store, stream=prediction.stream)
-        with self.supervisor.watching(prediction_id, token, ctx) as watch:
-            outcome = self._execute(prediction, model_key, ctx, watch, token)
-        if ctx.stop_reason is StopReason.LOST:
-            logger.warning("prediction %s was taken over by another worker; result discarded", prediction_id)
-            return
-        ended = self.store.finish(
-            prediction_id,
-            token,
-            outcome.status,
-            output=outcome.output,
-            error=outcome.error,
-            metrics=self._metrics(outcome, ctx),
-            timings=outcome.timings,
-        )
-        logger.info("prediction %s %s%s", prediction_id, outcome.status, "" if ended else " (not recorded)")
+            return None
+        return self._member(claim.prediction, token)
 
-    def _execute(
-        self, prediction: Prediction, model_key: str, ctx: PredictionContext, watch: Watch, token: str
-    ) -> Outcome:
-        claimed_at = time.monotonic()
+    def _member(self, prediction: Prediction, token: str) -> Member:
+        return Member(
+            prediction, token, PredictionContext(prediction.id, self.store, stream=prediction.stream)
+        )
+
+    def _watch(self, stack: ExitStack, member: Member) -> None:
+        watching = self.supervisor.watching(member.prediction.id, member.token, member.ctx)
+        member.watch = stack.enter_context(watching)
+
+    def _prepare(self, model_key: str, first: Member) -> tuple[ModelVersion, Adapter] | None:
+        """The version and its loaded adapter; on failure ``first`` gets a failed outcome."""
         try:
             version = self.catalog.version(model_key)
-            adapter = self._adapter(version, prediction.id, token)
+            return version, self._adapter(version, first)
         except (ModelNotFound, ConfigError) as e:
-            return Outcome(Status.FAILED, error=PredictionError(ErrorSource.INTERNAL, str(e)))
+            first.outcome = Outcome(Status.FAILED, error=PredictionError(ErrorSource.INTERNAL, str(e)))
         except Exception as e:
             logger.exception("setting up %s failed", model_key)
-            return Outcome(Status.FAILED, error=exception_error(e))
-        if ctx.cancelled.is_set():
-            return self._stopped(ctx)
-        problems = version.input_problems(prediction.input)
-        if problems:
-            detail = [{"loc": ["input", *p.path], "msg": p.message} for p in problems]
-            error = external_error("The input does not match the model's schema.", detail)
-            return Outcome(Status.FAILED, error=error)
-        begun = time.monotonic()
-        timings = {"setup_time": begun - claimed_at, "predict_started_at": time.time()}
-        watch.in_adapter = True
-        try:
-            output = adapter.predict(prediction.input, ctx)
-            json.dumps(output, allow_nan=False)
-        except PredictionCancelled:
-            output = None
-        except Exception as e:
-            if not ctx.cancelled.is_set():
-                timings["execution_time"] = time.monotonic() - begun
-                return Outcome(Status.FAILED, error=exception_error(e), timings=timings)
-        finally:
-            watch.in_adapter = False
-        timings["execution_time"] = time.monotonic() - begun
-        if ctx.cancelled.is_set():
-            stopped = self._stopped(ctx)
-            stopped.timings = timings
-            return stopped
-        return Outcome(Status.SUCCEEDED, output=output, timings=timings)
+            first.outcome = Outcome(Status.FAILED, error=exception_error(e))
+        return None
 
-    def _adapter(self, version: ModelVersion, prediction_id: str, token: str) -> Adapter:
+    def _adapter(self, version: ModelVersion, first: Member) -> Adapter:
         key = version.ref.key
         adapter = self._adapters.get(key)
         if adapter is None:
@@ -136,17 +140,107 @@ class Runner:
             adapter = adapter_class(version.options)
             adapter.setup()
             self._adapters[key] = adapter
-            self.store.mark_started(prediction_id, token)
+            self.store.mark_started(first.prediction.id, first.token)
         return adapter
+
+    def _gather(self, stack: ExitStack, version: ModelVersion, first: Member) -> list[Member]:
+        """Claims other queued predictions of ``version``, up to its batch size and wait."""
+        size = int(version.options.get("max_batch_size", DEFAULT_BATCH_SIZE))
+        wait = float(version.options.get("max_batch_wait_ms", DEFAULT_BATCH_WAIT_MS)) / 1000
+        if size <= 1:
+            return []
+        hints = self.store.take_hints(version.ref, size - 1, wait)
+        hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
+        others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
+        for member in others:
+            self._watch(stack, member)
+        return others
+
+    def _execute(self, adapter: Adapter, version: ModelVersion, members: list[Member]) -> None:
+        ready = [m for m in members if m.outcome is None and not self._screen(version, m)]
+        if not ready:
+            return
+        begun = time.monotonic()
+        for member in ready:
+            member.timings = {"setup_time": begun - member.claimed_at, "predict_started_at": time.time()}
+            if member.watch is not None:
+                member.watch.in_adapter = True
+        try:
+            results = self._predict(adapter, ready)
+        finally:
+            for member in ready:
+                if member.watch is not None:
+                    member.watch.in_adapter = False
+        elapsed = time.monotonic() - begun
+        batch = {"batch_size": len(ready), "batch_id": uuid.uuid4().hex[:12]} if len(ready) > 1 else {}
+        for member, result in zip(ready, results, strict=True):
+            member.timings["execution_time"] = elapsed
+            member.ctx.metrics.update(batch)
+            member.outcome = self._judge(member, result)
+
+    def _screen(self, version: ModelVersion, member: Member) -> bool:
+        """Gives ``member`` its outcome early if it was stopped or its input is invalid."""
+        if member.ctx.cancelled.is_set():
+            member.outcome = self._stopped(member.ctx)
+            return True
+        problems = version.input_problems(member.prediction.input)
+        if problems:
+            detail = [{"loc": ["input", *p.path], "msg": p.message} for p in problems]
+            member.outcome = Outcome(
+                Status.FAILED, error=external_error("The input does not match the model's schema.", detail)
+            )
+            return True
+        return False
+
+    @staticmethod
+    def _predict(adapter: Adapter, ready: list[Member]) -> list[Any]:
+        """One result per member: its output, or the exception that failed it."""
+        try:
+            if isinstance(adapter, BatchAdapter):
+                results = adapter.predict_batch([m.prediction.input for m in ready], [m.ctx for m in ready])
+                if len(results) != len(ready):
+                    raise RuntimeError(f"the adapter returned {len(results)} results for {len(ready)} inputs")
+                return results
+            return [adapter.predict(ready[0].prediction.input, ready[0].ctx)]
+        except Exception as e:
+            return [e] * len(ready)
+
+    def _judge(self, member: Member, result: Any) -> Outcome:
+        if member.ctx.cancelled.is_set():
+            return self._stopped(member.ctx)
+        if isinstance(result, PredictionCancelled):
+            return Outcome(Status.FAILED, error=external_error("The adapter stopped without being asked to."))
+        if isinstance(result, BaseException):
+            return Outcome(Status.FAILED, error=exception_error(result))
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            return Outcome(Status.FAILED, error=external_error(f"The model's output is not JSON: {e}"))
+        return Outcome(Status.SUCCEEDED, output=result)
 
     def _stopped(self, ctx: PredictionContext) -> Outcome:
         if ctx.stop_reason is StopReason.TIMED_OUT:
             return Outcome(Status.FAILED, error=run_time_exceeded(self.settings.max_run_time))
         return Outcome(Status.CANCELLED)
 
-    @staticmethod
-    def _metrics(outcome: Outcome, ctx: PredictionContext) -> dict[str, Any]:
-        metrics: dict[str, Any] = dict(ctx.metrics)
-        if "execution_time" in outcome.timings:
-            metrics["predict_time"] = round(outcome.timings["execution_time"], 6)
-        return metrics
+    def _record(self, member: Member) -> None:
+        prediction_id = member.prediction.id
+        if member.ctx.stop_reason is StopReason.LOST:
+            logger.warning("prediction %s was taken over by another worker; result discarded", prediction_id)
+            return
+        outcome = member.outcome or Outcome(
+            Status.FAILED, error=external_error("The prediction did not run.")
+        )
+        metrics: dict[str, Any] = dict(member.ctx.metrics)
+        if "execution_time" in member.timings:
+            metrics["predict_time"] = round(member.timings["execution_time"], 6)
+        ended = self.store.finish(
+            prediction_id,
+            member.token,
+            outcome.status,
+            output=outcome.output,
+            error=outcome.error,
+            metrics=metrics,
+            timings=member.timings,
+        )
+        logger.info("prediction %s %s%s", prediction_id, outcome.status, "" if ended else " (not recorded)")

@@ -1,11 +1,12 @@
-"""The supervisor of a worker process's running prediction.
+"""The supervisor of the predictions a worker process runs (one, or one batch).
 
-One thread per worker process keeps the claim alive while the adapter runs,
+One thread per worker process keeps their claims alive while the adapter runs,
 relays cancellation within one Redis round trip of the request, enforces the
 maximum run time, and — when an adapter ignores a stop past the grace period —
-records the outcome and kills its own process. Prefork runs one prediction per
-process, so the kill harms no other prediction; Celery replaces the process
-and the requeued message finds the prediction already ended.
+records the outcome and kills its own process. Prefork runs one prediction (or
+one batch of a version) per process, so the kill harms no other prediction;
+Celery replaces the process and the requeued message finds the prediction
+already ended.
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ class Watch:
     started: float
     in_adapter: bool = False
     stop_requested_at: float | None = None
+    enforced: bool = False
     ended: bool = False
 
 
 class Supervisor:
-    """Watches the prediction this process runs; see the module docstring."""
+    """Watches the predictions this process runs; see the module docstring."""
 
     def __init__(
         self,
@@ -74,46 +76,53 @@ class Supervisor:
         self._notifier = cancel_notifier
         self._settings = settings
         self._kill = kill
-        self._watch: Watch | None = None
+        self._watches: dict[str, Watch] = {}
         self._signal = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @contextmanager
     def watching(self, prediction_id: str, token: str, ctx: PredictionContext) -> Iterator[Watch]:
-        """Supervises ``prediction_id`` for the duration of the block."""
+        """Supervises ``prediction_id`` for the duration of the block (blocks may nest, for a batch)."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="inferq-supervisor", daemon=True)
                 self._thread.start()
         with self._notifier.watch(prediction_id, self._signal):
             watch = Watch(prediction_id, token, ctx, time.monotonic())
-            self._watch = watch
+            with self._lock:
+                self._watches[prediction_id] = watch
             try:
                 yield watch
             finally:
                 with self._lock:
                     watch.ended = True
-                    self._watch = None
+                    self._watches.pop(prediction_id, None)
+
+    def _current(self) -> list[Watch]:
+        with self._lock:
+            return [w for w in self._watches.values() if not w.ended]
 
     def _loop(self) -> None:
         # Not woken when a prediction starts (its fresh lease outlives the first
-        # renewal interval); woken at once when its cancellation is published.
+        # renewal interval); woken at once when a cancellation is published.
         while True:
-            watch = self._watch
-            timeout = self._settings.lease_renew_interval if watch is None else self._next_wakeup(watch)
+            watches = self._current()
+            timeout = min(
+                (self._next_wakeup(w) for w in watches), default=self._settings.lease_renew_interval
+            )
             self._signal.wait(timeout)
             self._signal.clear()
-            watch = self._watch
-            if watch is None or watch.ended:
-                continue
-            try:
-                self._check(watch)
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                logger.warning("cannot renew the lease of %s: %s", watch.prediction_id, e)
+            for watch in self._current():
+                try:
+                    self._check(watch)
+                except (redis.ConnectionError, redis.TimeoutError) as e:
+                    logger.warning("cannot renew the lease of %s: %s", watch.prediction_id, e)
 
     def _next_wakeup(self, watch: Watch) -> float:
         deadline = watch.started + self._settings.max_run_time
+        if watch.enforced:
+            return self._settings.lease_renew_interval
         if watch.stop_requested_at is not None:
             deadline = watch.stop_requested_at + self._settings.cancel_grace
         return max(0.0, min(self._settings.lease_renew_interval, deadline - time.monotonic()))
@@ -128,7 +137,7 @@ class Supervisor:
         elif now - watch.started >= self._settings.max_run_time:
             self._stop(watch, StopReason.TIMED_OUT, now)
         stopped_at = watch.stop_requested_at
-        if stopped_at is not None and now - stopped_at >= self._settings.cancel_grace:
+        if stopped_at is not None and now - stopped_at >= self._settings.cancel_grace and not watch.enforced:
             self._enforce(watch)
 
     def _stop(self, watch: Watch, reason: StopReason, now: float) -> None:
@@ -138,7 +147,12 @@ class Supervisor:
         watch.ctx.request_stop(reason)
 
     def _enforce(self, watch: Watch) -> None:
-        """Ends a prediction that ignored its stop for the grace period, killing a deaf adapter."""
+        """Ends a prediction that ignored its stop for the grace period, killing a deaf adapter.
+
+        The process is killed only when every prediction it runs is past its
+        grace period; a batch member that was stopped alone is just ended, and
+        its result discarded when the batch returns.
+        """
         reason = watch.ctx.stop_reason
         if reason is StopReason.CANCELLED:
             self._store.finish(watch.prediction_id, watch.token, Status.CANCELLED)
@@ -146,11 +160,13 @@ class Supervisor:
             error = run_time_exceeded(self._settings.max_run_time)
             self._store.finish(watch.prediction_id, watch.token, Status.FAILED, error=error)
         with self._lock:
-            if watch.ended or not watch.in_adapter:
-                return
+            watch.enforced = True
+            running = [w for w in self._watches.values() if not w.ended]
+            if not running or not all(w.enforced and w.in_adapter for w in running):
+                return  # a stop during setup, or others still need this process
             logger.error(
-                "prediction %s ignored a stop (%s) for %g s; killing its worker process",
-                watch.prediction_id,
+                "prediction(s) %s ignored a stop (%s) for %g s; killing the worker process",
+                ", ".join(w.prediction_id for w in running),
                 reason,
                 self._settings.cancel_grace,
             )

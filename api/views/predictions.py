@@ -9,7 +9,7 @@ from flask import current_app, g, request, url_for
 from api import predictions
 from api.blueprint import Blueprint
 from api.prefer import parse_prefer_wait, parse_validate_input
-from api.schemas import (
+from api.schemas.predictions import (
     CreateModelPredictionSchema,
     CreatePredictionSchema,
     ListPredictionsQuerySchema,

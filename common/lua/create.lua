@@ -1,15 +1,26 @@
--- KEYS[6] owner index, KEYS[7] the Celery queue's list. ARGV[5] queue deadline (s),
--- ARGV[6] record ttl (s), ARGV[7] the task message, ARGV[8..] field/value pairs of the record.
+-- KEYS[6] owner index, KEYS[7] the Celery queue's list, KEYS[8] (batched versions only) the
+-- version's lane of hints for gathering workers. ARGV[5] queue deadline (s),
+-- ARGV[6] record ttl (s), ARGV[7] the task message, ARGV[8] the init event's data (JSON) for a
+-- streamed prediction ('' for none), ARGV[9..] field/value pairs of the record.
 -- Stores the prediction and queues its task in one step, so a stored prediction is always
 -- queued. Returns the creation time; repeating the call (a retried request) changes nothing.
 if redis.call('EXISTS', record) == 1 then return redis.call('HGET', record, 'created_at') end
 local now = clock()
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', record, unpack(fields))
 redis.call('HSET', record, 'created_at', fmt(now), 'updated_at', fmt(now), 'claim', '')
 redis.call('EXPIRE', record, tonumber(ARGV[6]))
+if ARGV[8] ~= '' then
+  redis.call('XADD', events, '*', 'event', 'init', 'data', ARGV[8])
+  redis.call('EXPIRE', events, tonumber(ARGV[6]))
+end
 redis.call('ZADD', KEYS[6], 0, id)
 redis.call('ZADD', pending, now + tonumber(ARGV[5]), id)
 redis.call('LPUSH', KEYS[7], ARGV[7])
+if KEYS[8] then
+  redis.call('RPUSH', KEYS[8], id .. '\n' .. ARGV[7])
+  redis.call('LTRIM', KEYS[8], -10000, -1)
+  redis.call('EXPIRE', KEYS[8], tonumber(ARGV[6]))
+end
 return fmt(now)

@@ -24,9 +24,16 @@ local function expire_all(seconds)
 end
 
 -- The only way a prediction reaches a terminal status; callers check it is not terminal yet.
+-- A streamed prediction's event log gets its terminal event (done, or error for failed and
+-- abandoned) in the same step, so a stream of a finished prediction always ends with one.
 local function finish(now, status, output, err, metrics)
   redis.call('HSET', record, 'status', status, 'updated_at', fmt(now), 'completed_at', fmt(now),
     'claim', '', 'output', output or 'null', 'error', err or '', 'metrics', metrics or 'null')
+  if redis.call('HGET', record, 'stream') == '1' then
+    local kind = 'done'
+    if status == 'failed' or status == 'abandoned' then kind = 'error' end
+    redis.call('XADD', events, '*', 'event', kind, 'data', '')
+  end
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
   expire_all(retention)

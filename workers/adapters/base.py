@@ -36,3 +36,30 @@ class Adapter:
     def predict(self, input: dict[str, Any], ctx: PredictionContext) -> Any:
         """Runs one prediction on validated ``input`` and returns its JSON-serialisable output."""
         raise NotImplementedError
+
+
+class BatchAdapter(Adapter):
+    """An adapter that runs many predictions of one version in a single forward pass.
+
+    The worker gathers what is queued for the version, up to the options'
+    ``max_batch_size`` (default 32) or for at most ``max_batch_wait_ms``
+    (default 5), and hands them over together. Each prediction keeps its own
+    context, so cancellation and failure stay per prediction.
+    """
+
+    batching: ClassVar[bool] = True
+    """Read by the catalog: predictions of this version are queued for gathering too."""
+
+    def predict_batch(self, inputs: list[dict[str, Any]], ctxs: list[PredictionContext]) -> list[Any]:
+        """Runs validated ``inputs`` together; returns one output per input, in order.
+
+        An exception instance in the returned list fails that prediction alone.
+        """
+        raise NotImplementedError
+
+    def predict(self, input: dict[str, Any], ctx: PredictionContext) -> Any:
+        """Runs one prediction as a batch of one."""
+        (result,) = self.predict_batch([input], [ctx])
+        if isinstance(result, BaseException):
+            raise result
+        return result

@@ -1,0 +1,127 @@
+"""Embeddings through the OpenAI-compatible endpoint: inputs checked with the model's own tokenizer."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from api import compat
+from api.services import Services
+from common.catalog import ModelVersion, load_adapter_class
+from common.errors import RequestValidationError
+
+FLAG = "openai_embeddings"
+"""The compatibility flag a version needs to be served here."""
+
+MAX_ITEMS = 2048
+"""Inputs per request, at most (OpenAI's limit)."""
+
+MAX_TOTAL_TOKENS = 300_000
+"""Tokens per request, at most (OpenAI's limit), unless the version's options say ``max_total_tokens``."""
+
+Inputs = list[str] | list[list[int]]
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """A validated request: which version runs, its adapter input, and how to answer."""
+
+    version: ModelVersion
+    payload: dict[str, Any]
+    encoding_format: str
+
+
+def _invalid(
+    message: str, loc: tuple[str | int, ...] = ("body", "input"), type_: str = "value_error"
+) -> RequestValidationError:
+    return RequestValidationError.single(list(loc), message, type_)
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def normalise_input(value: Any) -> Inputs:
+    """The four OpenAI forms as one list: of non-empty strings, or of non-empty token-id lists.
+
+    Raises:
+        RequestValidationError: Naming the offending item (422).
+    """
+    if isinstance(value, str):
+        value = [value]
+    elif isinstance(value, list) and value and all(_is_token(v) for v in value):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _invalid("input must be a non-empty string or array")
+    if len(value) > MAX_ITEMS:
+        raise _invalid(f"input may hold at most {MAX_ITEMS} items")
+    if all(isinstance(v, str) for v in value):
+        for index, text in enumerate(value):
+            if not text:
+                raise _invalid("input strings must not be empty", ("body", "input", index))
+        return value
+    for index, tokens in enumerate(value):
+        if not isinstance(tokens, list) or not tokens or not all(_is_token(t) and t >= 0 for t in tokens):
+            raise _invalid(
+                "each input must be a non-empty string, or all must be non-empty arrays of token ids >= 0",
+                ("body", "input", index),
+            )
+    return value
+
+
+def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
+    """Validates the request against the model version, counting tokens with its tokenizer.
+
+    Raises:
+        RequestValidationError, ModelNotFound, UnsupportedModel.
+    """
+    version = compat.resolve(services, body["model"], FLAG)
+    inputs = normalise_input(body["input"])
+    adapter_class: Any = load_adapter_class(version.adapter)
+    options = version.options
+    counts = adapter_class.count_tokens(options, inputs)
+    limit = adapter_class.max_input_tokens(options)
+    for index, count in enumerate(counts):
+        if count > limit:
+            raise _invalid(
+                f"input {index} has {count} tokens; {version.ref.key} takes at most {limit}",
+                ("body", "input", index),
+            )
+    total = int(options.get("max_total_tokens", MAX_TOTAL_TOKENS))
+    if sum(counts) > total:
+        raise _invalid(f"the inputs have {sum(counts)} tokens in all; at most {total} per request")
+    payload: dict[str, Any] = {"input": inputs}
+    if body["dimensions"] is not None:
+        native = adapter_class.native_dimensions(options)
+        if not adapter_class.supports_dimensions(options):
+            raise _invalid(f"{version.ref.key} does not support dimensions", ("body", "dimensions"))
+        if body["dimensions"] > native:
+            raise _invalid(f"{version.ref.key} has {native} dimensions at most", ("body", "dimensions"))
+        payload["dimensions"] = body["dimensions"]
+    return EmbeddingRequest(version, payload, body["encoding_format"] or "float")
+
+
+def decode(vector: str) -> list[float]:
+    """Floats from base64 of little-endian float32."""
+    raw = base64.b64decode(vector)
+    return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
+
+def embed(services: Services, owner: str, request: EmbeddingRequest) -> dict[str, Any]:
+    """Runs the prediction under the deadline and answers in the OpenAI shape."""
+    prediction = compat.run(services, owner, request.version, request.payload)
+    output = prediction.output
+    vectors = output["data"]
+    as_float = request.encoding_format == "float"
+    tokens = int(output["prompt_tokens"])
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": index, "embedding": decode(vector) if as_float else vector}
+            for index, vector in enumerate(vectors)
+        ],
+        "model": request.version.ref.key,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

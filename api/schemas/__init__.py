@@ -1,0 +1,1 @@
+"""The wire shapes, one module per resource."""

@@ -1,0 +1,29 @@
+"""``/v1/images/generations``: OpenAI-compatible image generation (JSON or a stream of events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, request
+
+from api import images
+from api.blueprint import Blueprint
+from api.schemas.images import ImageGenerationSchema, ImagesResponseSchema
+from api.services import services
+from api.sse import event_stream
+
+blp = Blueprint("images", __name__, url_prefix="/v1", description="OpenAI-compatible image generation")
+
+
+@blp.route("/images/generations", methods=["POST"])
+@blp.arguments(ImageGenerationSchema)
+@blp.response(200, ImagesResponseSchema)
+def generate_images(body: dict[str, Any]) -> Any:
+    """Generate images from a prompt; with ``stream: true``, as server-sent events."""
+    found = services()
+    wanted = images.prepare(found, body)
+    if wanted.stream:
+        prediction_id, events = images.stream(found, g.owner, wanted)
+        g.prediction_id = prediction_id
+        return event_stream(events)
+    return images.generate(found, g.owner, wanted, request.host_url)

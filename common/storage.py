@@ -1,0 +1,84 @@
+"""Where generated files live: a small interface, and the local-disk backend.
+
+An S3-compatible backend implements the same three methods (``put``, ``get``,
+``sweep``) against a bucket; nothing else in inferq touches files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol
+
+from common.errors import NotFound
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+"""What a stored file's name may look like (no directories, no traversal)."""
+
+CONTENT_TYPES = {".png": "image/png", ".jpeg": "image/jpeg", ".jpg": "image/jpeg", ".webp": "image/webp"}
+
+
+def content_type(name: str) -> str:
+    """The MIME type of a stored file, from its extension."""
+    return CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+class Storage(Protocol):
+    """A flat namespace of files."""
+
+    def put(self, name: str, data: bytes) -> None:
+        """Stores ``data`` as ``name`` (replacing any earlier file of that name)."""
+
+    def get(self, name: str) -> bytes:
+        """The bytes of ``name``; raises ``NotFound`` when there is no such file."""
+
+    def sweep(self, older_than: float) -> int:
+        """Deletes files stored before the unix time ``older_than``; returns how many."""
+
+
+class LocalStorage:
+    """Files in one directory on local disk (share it between API replicas, or use S3)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, name: str) -> Path:
+        if not NAME.match(name):
+            raise NotFound("File not found")
+        return self.root / name
+
+    def put(self, name: str, data: bytes) -> None:
+        """Writes atomically (a temporary file renamed into place)."""
+        path = self._path(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+
+    def get(self, name: str) -> bytes:
+        """Reads a file.
+
+        Raises:
+            NotFound: When it does not exist (or expired and was swept).
+        """
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise NotFound("File not found") from None
+
+    def sweep(self, older_than: float | None = None) -> int:
+        """Deletes files older than ``older_than`` (default: now); returns how many."""
+        cutoff = time.time() if older_than is None else older_than
+        removed = 0
+        for path in self.root.glob("*") if self.root.is_dir() else ():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

@@ -1,0 +1,57 @@
+"""Every Redis key and channel has one exact format, and no two collide."""
+
+import pytest
+
+from common import keys
+
+PID = "0190f3a2-7b1c-7d3e-8f00-0123456789ab"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (keys.prediction(PID), f"inferq:prediction:{PID}"),
+        (keys.prediction_logs(PID), f"inferq:prediction:{PID}:logs"),
+        (keys.prediction_events(PID), f"inferq:prediction:{PID}:events"),
+        (keys.owner_predictions("alice"), "inferq:owner:alice:predictions"),
+        (keys.pending(), "inferq:pending"),
+        (keys.leases(), "inferq:leases"),
+        (keys.updates_channel(), "inferq:updates"),
+        (keys.cancel_channel(), "inferq:cancel"),
+        (keys.worker_heartbeats("inferq.echo"), "inferq:workers:inferq.echo"),
+        (keys.celery_queue("inferq.echo"), "inferq.echo"),
+    ],
+)
+def test_key_format(key: str, expected: str) -> None:
+    assert key == expected
+
+
+def test_keys_are_distinct() -> None:
+    every = [
+        keys.prediction(PID),
+        keys.prediction_logs(PID),
+        keys.prediction_events(PID),
+        keys.owner_predictions(PID),
+        keys.pending(),
+        keys.leases(),
+        keys.updates_channel(),
+        keys.cancel_channel(),
+        keys.worker_heartbeats(PID),
+        keys.celery_queue(PID),
+    ]
+    assert len(set(every)) == len(every)
+
+
+def test_every_key_but_the_celery_queue_is_namespaced() -> None:
+    owned = [
+        keys.prediction(PID),
+        keys.prediction_logs(PID),
+        keys.prediction_events(PID),
+        keys.owner_predictions("alice"),
+        keys.pending(),
+        keys.leases(),
+        keys.updates_channel(),
+        keys.cancel_channel(),
+        keys.worker_heartbeats("q"),
+    ]
+    assert all(key.startswith(f"{keys.PREFIX}:") for key in owned)

@@ -1,0 +1,548 @@
+"""The prediction store and its Lua scripts, on fakeredis.
+
+The scripts read the Redis clock (``TIME``), which fakeredis takes from the real
+clock; time is "driven" by writing lapsed scores into the pending and leases
+sorted sets, exactly where the scripts look for deadlines.
+"""
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import fakeredis
+import pytest
+
+from common import keys
+from common import store as store_module
+from common.config import Settings
+from common.errors import NotFound
+from common.ids import new_prediction_id
+from common.records import ErrorSource, ModelRef, Prediction, PredictionError, Status
+from common.store import EVENT_NOTE, CancelOutcome, ClaimOutcome, PredictionStore, StoredEvent
+
+MODEL = ModelRef("inferq", "echo", 1)
+QUEUE = "inferq.echo"
+LONG_AGO = 1.0
+"""A score before any Redis clock reading: a lease or queue deadline that has lapsed."""
+
+
+@pytest.fixture
+def client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(decode_responses=True)
+
+
+@pytest.fixture
+def store(client: fakeredis.FakeRedis) -> PredictionStore:
+    return PredictionStore(client, Settings.defaults())
+
+
+@pytest.fixture
+def updates(client: fakeredis.FakeRedis) -> Iterator[Callable[[], list[str]]]:
+    """Returns what was published on the updates channel since the last call."""
+    pubsub = client.pubsub()
+    pubsub.subscribe(keys.updates_channel())
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+
+    def published() -> list[str]:
+        messages = []
+        while (message := pubsub.get_message(timeout=0)) is not None:
+            messages.append(message["data"])
+        return messages
+
+    yield published
+    pubsub.close()
+
+
+def new(store: PredictionStore, owner: str = "alice", init_event: str = "", **fields: object) -> Prediction:
+    """Creates a pending prediction, queuing the message ``task <id>``."""
+    prediction_id = new_prediction_id()
+    prediction = Prediction(
+        prediction_id, owner, MODEL, QUEUE, {"prompt": "hi"}, Status.PENDING, 0.0, 0.0, **fields
+    )
+    return store.create(prediction, f"task {prediction_id}", init_event)
+
+
+def claimed(store: PredictionStore, token: str) -> Prediction:
+    prediction = new(store)
+    assert store.claim(prediction.id, token, ready=False).outcome is ClaimOutcome.CLAIMED
+    return prediction
+
+
+def status(store: PredictionStore, prediction_id: str) -> Status:
+    prediction = store.get(prediction_id)
+    assert prediction is not None
+    return prediction.status
+
+
+def lapse_lease(client: fakeredis.FakeRedis, prediction_id: str) -> None:
+    client.zadd(keys.leases(), {prediction_id: LONG_AGO})
+
+
+def lapse_queue_deadline(client: fakeredis.FakeRedis, prediction_id: str) -> None:
+    client.zadd(keys.pending(), {prediction_id: LONG_AGO})
+
+
+def messages(prediction_id: str, model: ModelRef, queue: str) -> str:
+    return f"again {prediction_id} {model.key} {queue}"
+
+
+# -- create and read -------------------------------------------------------------------------
+
+
+def test_create_then_get(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    before = time.time()
+    created = new(store, stream=True, webhook={"url": "http://hook"})
+    assert before - 1 <= created.created_at == created.updated_at <= time.time() + 1
+    assert store.get(created.id) == created
+    assert store.get(created.id).logs == ""
+    assert client.zscore(keys.owner_predictions("alice"), created.id) == 0
+    deadline = client.zscore(keys.pending(), created.id)
+    assert deadline == pytest.approx(created.created_at + store.settings.queue_deadline, abs=0.01)
+    assert client.ttl(keys.prediction(created.id)) > store.settings.retention
+
+
+def test_create_queues_the_message(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    first, second = new(store), new(store)
+    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"task {second.id}", f"task {first.id}"]
+
+
+def test_create_is_idempotent(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    created = new(store)
+    again = Prediction(created.id, "alice", MODEL, QUEUE, {"prompt": "hi"}, Status.PENDING, 0.0, 0.0)
+    assert store.create(again, "task again").created_at == created.created_at
+    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"task {created.id}"]
+    assert client.zcard(keys.pending()) == client.zcard(keys.owner_predictions("alice")) == 1
+    assert store.get(created.id) == created
+
+
+def test_get_missing_and_get_owned(store: PredictionStore) -> None:
+    created = new(store)
+    assert store.get(new_prediction_id()) is None
+    assert store.get_owned(created.id, "alice") == created
+    with pytest.raises(NotFound):
+        store.get_owned(created.id, "bob")
+    with pytest.raises(NotFound):
+        store.get_owned(new_prediction_id(), "alice")
+
+
+# -- claim, start, renew, finish ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ready", "expected"), [(False, Status.STARTING), (True, Status.STARTED)])
+def test_claim(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]], ready: bool,
+    expected: Status,
+) -> None:  # fmt: skip
+    created = new(store)
+    claim = store.claim(created.id, "t1", ready=ready)
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert claim.prediction is not None
+    assert (claim.prediction.status, claim.prediction.attempts) == (expected, 1)
+    assert claim.prediction.started_at == claim.prediction.updated_at >= created.created_at
+    assert client.hget(keys.prediction(created.id), "claim") == "t1"
+    assert client.zscore(keys.pending(), created.id) is None
+    assert client.zscore(keys.leases(), created.id) > time.time()
+    assert updates() == [f"{created.id} {expected}"]
+
+
+def test_second_claim_while_the_lease_lives_is_busy(store: PredictionStore) -> None:
+    prediction = claimed(store, "t1")
+    assert store.claim(prediction.id, "t2", ready=True).outcome is ClaimOutcome.BUSY
+    assert store.renew(prediction.id, "t1") == (True, False)
+
+
+def test_repeated_claim_with_the_same_token_is_no_new_attempt(
+    store: PredictionStore, updates: Callable[[], list[str]]
+) -> None:
+    prediction = claimed(store, "t1")
+    updates()
+    claim = store.claim(prediction.id, "t1", ready=False)
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert claim.prediction is not None and claim.prediction.attempts == 1
+    assert updates() == []
+
+
+def test_claim_missing_and_terminal(store: PredictionStore) -> None:
+    assert store.claim(new_prediction_id(), "t1", ready=False).outcome is ClaimOutcome.MISSING
+    prediction = claimed(store, "t1")
+    assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output="ok")
+    assert store.claim(prediction.id, "t2", ready=False).outcome is ClaimOutcome.TERMINAL
+    assert store.claim(prediction.id, "t1", ready=False).outcome is ClaimOutcome.TERMINAL
+
+
+def test_claim_after_the_lease_lapsed_takes_over(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    prediction = claimed(store, "t1")
+    lapse_lease(client, prediction.id)
+    claim = store.claim(prediction.id, "t2", ready=False)
+    assert claim.outcome is ClaimOutcome.CLAIMED
+    assert claim.prediction is not None and claim.prediction.attempts == 2
+    assert store.renew(prediction.id, "t1") == (False, False)
+    assert not store.finish(prediction.id, "t1", Status.SUCCEEDED)
+
+
+def test_mark_started(store: PredictionStore, updates: Callable[[], list[str]]) -> None:
+    prediction = claimed(store, "t1")
+    updates()
+    assert not store.mark_started(prediction.id, "t2")
+    assert status(store, prediction.id) is Status.STARTING
+    assert store.mark_started(prediction.id, "t1")
+    assert status(store, prediction.id) is Status.STARTED
+    assert not store.mark_started(prediction.id, "t1")
+    assert updates() == [f"{prediction.id} started"]
+
+
+def test_renew(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    prediction = claimed(store, "t1")
+    client.zadd(keys.leases(), {prediction.id: time.time() + 0.5})
+    assert store.renew(prediction.id, "t1") == (True, False)
+    assert client.zscore(keys.leases(), prediction.id) > time.time() + store.settings.lease_ttl - 1
+    assert store.renew(prediction.id, "wrong") == (False, False)
+    assert store.renew(new_prediction_id(), "t1") == (False, False)
+
+
+def test_finish_only_by_the_claim_holder_and_only_once(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = claimed(store, "t1")
+    updates()
+    error = PredictionError(ErrorSource.EXTERNAL, "bad", {"line": 3})
+    timings = {"setup_time": 0.25, "execution_time": 1.5, "predict_started_at": 1700000000.5}
+    assert not store.finish(prediction.id, "t2", Status.FAILED, error=error)
+    assert store.finish(prediction.id, "t1", Status.FAILED, error=error, metrics={"n": 1}, timings=timings)
+    assert not store.finish(prediction.id, "t1", Status.SUCCEEDED, output="late")
+    done = store.get(prediction.id)
+    assert done is not None
+    assert (done.status, done.error, done.metrics, done.output) == (Status.FAILED, error, {"n": 1}, None)
+    assert (done.setup_time, done.execution_time, done.predict_started_at) == (0.25, 1.5, 1700000000.5)
+    assert done.started_at is not None and done.completed_at == done.updated_at >= done.started_at
+    assert client.zscore(keys.leases(), prediction.id) is None
+    assert client.ttl(keys.prediction(prediction.id)) <= store.settings.retention
+    assert store.renew(prediction.id, "t1") == (False, False)
+    assert updates() == [f"{prediction.id} failed"]
+
+
+def test_finish_stores_output(store: PredictionStore) -> None:
+    prediction = claimed(store, "t1")
+    assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output={"text": "hi", "p": [0.5]})
+    done = store.get(prediction.id)
+    assert done is not None and (done.status, done.output, done.error) == (
+        Status.SUCCEEDED,
+        {"text": "hi", "p": [0.5]},
+        None,
+    )
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+
+def test_cancel_pending_cancels_at_once(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = new(store)
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.CANCELLED
+    cancelled = store.get(prediction.id)
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.cancel_requested) == (Status.CANCELLED, True)
+    assert client.zscore(keys.pending(), prediction.id) is None
+    assert updates() == [f"{prediction.id} cancelled"]
+    assert store.claim(prediction.id, "t1", ready=False).outcome is ClaimOutcome.TERMINAL
+
+
+def test_cancel_running_flags_it_and_tells_its_worker(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = claimed(store, "t1")
+    updates()
+    cancels = client.pubsub()
+    cancels.subscribe(keys.cancel_channel())
+    assert cancels.get_message(timeout=1)["type"] == "subscribe"
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REQUESTED
+    assert cancels.get_message(timeout=1)["data"] == prediction.id
+    cancels.close()
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REQUESTED
+    assert status(store, prediction.id) is Status.STARTING
+    assert store.renew(prediction.id, "t1") == (True, True)
+    assert updates() == []
+    assert store.finish(prediction.id, "t1", Status.CANCELLED)
+    assert updates() == [f"{prediction.id} cancelled"]
+
+
+def test_cancel_terminal_missing_and_foreign(store: PredictionStore) -> None:
+    prediction = claimed(store, "t1")
+    assert store.request_cancel(prediction.id, "bob") is CancelOutcome.MISSING
+    assert store.renew(prediction.id, "t1") == (True, False)
+    assert store.request_cancel(new_prediction_id(), "alice") is CancelOutcome.MISSING
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.TERMINAL
+    assert status(store, prediction.id) is Status.SUCCEEDED
+
+
+def test_claim_of_a_cancel_requested_unclaimed_prediction_cancels_it(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = new(store)
+    client.hset(keys.prediction(prediction.id), "cancel_requested", "1")
+    assert store.claim(prediction.id, "t1", ready=False).outcome is ClaimOutcome.CANCELLED
+    assert status(store, prediction.id) is Status.CANCELLED
+    assert updates() == [f"{prediction.id} cancelled"]
+
+
+def test_claim_after_a_lapsed_cancelled_run_cancels_it(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = claimed(store, "t1")
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REQUESTED
+    lapse_lease(client, prediction.id)
+    assert store.claim(prediction.id, "t2", ready=False).outcome is ClaimOutcome.CANCELLED
+    assert status(store, prediction.id) is Status.CANCELLED
+
+
+# -- abandonment and recovery ------------------------------------------------------------------
+
+
+def test_too_many_attempts_abandon_the_prediction(
+    client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    store = PredictionStore(client, Settings.defaults(max_attempts=2))
+    prediction = claimed(store, "t1")
+    lapse_lease(client, prediction.id)
+    assert store.claim(prediction.id, "t2", ready=False).outcome is ClaimOutcome.CLAIMED
+    lapse_lease(client, prediction.id)
+    assert store.claim(prediction.id, "t3", ready=False).outcome is ClaimOutcome.ABANDONED
+    abandoned = store.get(prediction.id)
+    assert abandoned is not None and abandoned.status is Status.ABANDONED
+    assert abandoned.error == PredictionError(
+        ErrorSource.INTERNAL, "The worker running this prediction was lost 2 times; giving up."
+    )
+    assert client.zscore(keys.leases(), prediction.id) is None
+    assert updates()[-1] == f"{prediction.id} abandoned"
+
+
+def test_claim_past_the_queue_deadline_abandons(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    prediction = new(store)
+    lapse_queue_deadline(client, prediction.id)
+    assert store.claim(prediction.id, "t1", ready=False).outcome is ClaimOutcome.ABANDONED
+    abandoned = store.get(prediction.id)
+    assert abandoned is not None and abandoned.error is not None
+    assert (abandoned.status, abandoned.error.source) == (Status.ABANDONED, ErrorSource.INTERNAL)
+    assert "queue deadline" in abandoned.error.message
+
+
+def test_release_lapsed_requeues(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction, live = claimed(store, "t1"), claimed(store, "t2")
+    client.delete(keys.celery_queue(QUEUE))
+    updates()
+    lapse_lease(client, prediction.id)
+    assert store.release_lapsed(time.time(), messages) == [prediction.id]
+    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"again {prediction.id} inferq/echo:1 {QUEUE}"]
+    assert client.hget(keys.prediction(prediction.id), "claim") == ""
+    assert client.zscore(keys.leases(), prediction.id) is None
+    assert client.zscore(keys.pending(), prediction.id) > time.time()
+    assert client.zscore(keys.leases(), live.id) is not None
+    assert updates() == []
+    again = store.claim(prediction.id, "t3", ready=True)
+    assert again.outcome is ClaimOutcome.CLAIMED and again.prediction is not None
+    assert (again.prediction.status, again.prediction.attempts) == (Status.STARTED, 2)
+
+
+def test_release_lapsed_trusts_the_redis_clock_over_its_argument(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = claimed(store, "t1")
+    assert store.release_lapsed(time.time() + 10**6, messages) == []
+    assert client.hget(keys.prediction(prediction.id), "claim") == "t1"
+    assert store.renew(prediction.id, "t1") == (True, False)
+
+
+def test_release_lapsed_cancels_a_cancel_requested_prediction(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = claimed(store, "t1")
+    store.request_cancel(prediction.id, "alice")
+    updates()
+    client.delete(keys.celery_queue(QUEUE))
+    lapse_lease(client, prediction.id)
+    assert store.release_lapsed(time.time(), messages) == []
+    assert status(store, prediction.id) is Status.CANCELLED
+    assert client.llen(keys.celery_queue(QUEUE)) == 0
+    assert updates() == [f"{prediction.id} cancelled"]
+
+
+def test_release_lapsed_drops_leases_of_missing_and_ended_predictions(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    ended = claimed(store, "t1")
+    store.finish(ended.id, "t1", Status.SUCCEEDED)
+    ghost = new_prediction_id()
+    client.zadd(keys.leases(), {ghost: LONG_AGO, ended.id: LONG_AGO})
+    assert store.release_lapsed(time.time(), messages) == []
+    assert client.zcard(keys.leases()) == 0
+
+
+def test_abandon_overdue(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    overdue, waiting = new(store), new(store)
+    lapse_queue_deadline(client, overdue.id)
+    assert store.abandon_overdue(time.time() + 10**6) == 1
+    abandoned = store.get(overdue.id)
+    assert abandoned is not None and abandoned.error is not None
+    assert (abandoned.status, abandoned.error.source) == (Status.ABANDONED, ErrorSource.INTERNAL)
+    assert "before its queue deadline" in abandoned.error.message
+    assert status(store, waiting.id) is Status.PENDING
+    assert updates() == [f"{overdue.id} abandoned"]
+    assert store.abandon_overdue(time.time() + 10**6) == 0
+
+
+def test_abandon_overdue_skips_claimed_and_ended(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    running = claimed(store, "t1")
+    ended = claimed(store, "t2")
+    store.finish(ended.id, "t2", Status.SUCCEEDED)
+    client.zadd(keys.pending(), {running.id: LONG_AGO, ended.id: LONG_AGO})
+    assert store.abandon_overdue(time.time()) == 0
+    assert (status(store, running.id), status(store, ended.id)) == (Status.STARTING, Status.SUCCEEDED)
+    assert client.zcard(keys.pending()) == 0
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def six(store: PredictionStore) -> list[str]:
+    """Six of alice's predictions, oldest first (and one of bob's)."""
+    made = [new(store).id for _ in range(6)]
+    new(store, owner="bob")
+    return made
+
+
+def ids(page: tuple[list[Prediction], bool]) -> tuple[list[str], bool]:
+    return [p.id for p in page[0]], page[1]
+
+
+def test_page_newest_first_with_limits(store: PredictionStore, six: list[str]) -> None:
+    assert ids(store.page("alice", limit=10)) == (six[::-1], False)
+    assert ids(store.page("alice", limit=6)) == (six[::-1], False)
+    assert ids(store.page("alice", limit=2)) == ([six[5], six[4]], True)
+    assert ids(store.page("carol", limit=2)) == ([], False)
+
+
+def test_page_older_than(store: PredictionStore, six: list[str]) -> None:
+    assert ids(store.page("alice", limit=2, older_than=six[4])) == ([six[3], six[2]], True)
+    assert ids(store.page("alice", limit=2, older_than=six[1])) == ([six[0]], False)
+    assert ids(store.page("alice", limit=2, older_than=six[0])) == ([], False)
+
+
+def test_page_newer_than(store: PredictionStore, six: list[str]) -> None:
+    assert ids(store.page("alice", limit=2, newer_than=six[1])) == ([six[3], six[2]], True)
+    assert ids(store.page("alice", limit=2, newer_than=six[3])) == ([six[5], six[4]], False)
+    assert ids(store.page("alice", limit=2, newer_than=six[5])) == ([], False)
+
+
+@pytest.mark.parametrize("chunk", [2, 100])
+def test_page_filters_by_status(
+    store: PredictionStore, six: list[str], monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(store_module, "SCAN_CHUNK", chunk)
+    for prediction_id in (six[0], six[2], six[3]):
+        store.claim(prediction_id, "t", ready=True)
+    store.finish(six[2], "t", Status.SUCCEEDED)
+    assert ids(store.page("alice", limit=5, statuses={Status.STARTED})) == ([six[3], six[0]], False)
+    assert ids(store.page("alice", limit=1, statuses={Status.STARTED})) == ([six[3]], True)
+    both = {Status.SUCCEEDED, Status.PENDING}
+    assert ids(store.page("alice", limit=2, statuses=both, older_than=six[5])) == ([six[4], six[2]], True)
+    assert ids(store.page("alice", limit=9, statuses={Status.FAILED})) == ([], False)
+
+
+@pytest.mark.parametrize("chunk", [2, 100])
+def test_page_skips_and_unindexes_expired_records(
+    store: PredictionStore, client: fakeredis.FakeRedis, six: list[str], monkeypatch: pytest.MonkeyPatch,
+    chunk: int,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(store_module, "SCAN_CHUNK", chunk)
+    client.delete(keys.prediction(six[4]), keys.prediction(six[3]))
+    assert ids(store.page("alice", limit=3)) == ([six[5], six[2], six[1]], True)
+    assert client.zscore(keys.owner_predictions("alice"), six[4]) is None
+    assert client.zscore(keys.owner_predictions("alice"), six[3]) is None
+    assert client.zcard(keys.owner_predictions("alice")) == 4
+
+
+# -- logs and events ---------------------------------------------------------------------------
+
+
+def test_append_log(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    prediction = new(store)
+    store.append_log(prediction.id, "one\n")
+    store.append_log(prediction.id, "two\n")
+    assert store.get(prediction.id).logs == "one\ntwo\n"
+    assert client.ttl(keys.prediction_logs(prediction.id)) > 0
+
+
+def test_append_event(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = new(store)
+    first = store.append_event(prediction.id, "output", "Hello")
+    second = store.append_event(prediction.id, "output", {"text": " world"})
+    assert first.count("-") == second.count("-") == 1
+    assert store.events_after(prediction.id, None) == [
+        StoredEvent(first, "output", '"Hello"'),
+        StoredEvent(second, "output", json.dumps({"text": " world"})),
+    ]
+    assert [e.id for e in store.events_after(prediction.id, first)] == [second]
+    assert store.events_after(prediction.id, second) == []
+    assert len(store.events_after(prediction.id, None, count=1)) == 1
+    assert client.ttl(keys.prediction_events(prediction.id)) > 0
+    assert updates() == [f"{prediction.id} {EVENT_NOTE}"] * 2
+
+
+def test_streamed_create_opens_the_event_log(store: PredictionStore) -> None:
+    streamed, plain = new(store, stream=True, init_event='{"id": 1}'), new(store)
+    assert [(e.event, e.data) for e in store.events_after(streamed.id, None)] == [("init", '{"id": 1}')]
+    assert (store.has_events(streamed.id), store.has_events(plain.id)) == (True, False)
+    assert store.events_after(plain.id, None) == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "terminal_event"),
+    [(Status.SUCCEEDED, "done"), (Status.CANCELLED, "done"), (Status.FAILED, "error")],
+)
+def test_finishing_a_streamed_prediction_ends_its_event_log(
+    store: PredictionStore, outcome: Status, terminal_event: str
+) -> None:
+    prediction = new(store, stream=True, init_event="{}")
+    store.claim(prediction.id, "t1", ready=True)
+    store.append_event(prediction.id, "output", "x")
+    assert store.finish(prediction.id, "t1", outcome)
+    events = store.events_after(prediction.id, None)
+    assert [e.event for e in events] == ["init", "output", terminal_event]
+    assert [e.is_terminal for e in events] == [False, False, True]
+    assert events[-1].data == ""
+
+
+def test_abandoning_a_streamed_prediction_ends_its_event_log_with_an_error(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = new(store, stream=True, init_event="{}")
+    lapse_queue_deadline(client, prediction.id)
+    assert store.abandon_overdue(time.time()) == 1
+    assert [e.event for e in store.events_after(prediction.id, None)] == ["init", "error"]
+
+
+def test_finishing_an_unstreamed_prediction_writes_no_events(store: PredictionStore) -> None:
+    prediction = claimed(store, "t1")
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    assert not store.has_events(prediction.id)
+
+
+def test_finished_logs_and_events_expire_with_the_record(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = claimed(store, "t1")
+    store.append_log(prediction.id, "line\n")
+    store.append_event(prediction.id, "output", "x")
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    retention = store.settings.retention
+    for key in (keys.prediction, keys.prediction_logs, keys.prediction_events):
+        assert 0 < client.ttl(key(prediction.id)) <= retention

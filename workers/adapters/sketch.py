@@ -1,0 +1,180 @@
+"""``inferq/sketch``: the built-in image model, a fast procedural renderer that needs no weights.
+
+The prompt's words choose the palette and the motifs (see ``sketch_scene``);
+the seed, given or derived from the prompt, places them. Each image is
+rendered in steps (4, 8 or 16 by quality) so that streamed partial images are
+real earlier states of the same render, and a cancel stops it within a step.
+numpy and Pillow are imported on first use: the API imports this class only
+to read its schemas.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from workers.adapters.base import Adapter
+from workers.adapters.sketch_scene import STEPS, ScenePlan, digest, plan_scene
+from workers.context import PredictionContext
+
+if TYPE_CHECKING:
+    from workers.adapters.sketch_canvas import Canvas
+
+FORMATS = ("png", "jpeg", "webp")
+
+_SIDE = {"type": "integer", "minimum": 64, "maximum": 2048, "multipleOf": 8}
+
+
+@dataclass(frozen=True)
+class SketchRequest:
+    """A validated input with every default filled in."""
+
+    prompt: str
+    n: int
+    width: int
+    height: int
+    quality: str
+    background: str
+    output_format: str
+    output_compression: int
+    partial_images: int
+    seed: int
+    style: str
+
+    @classmethod
+    def from_input(cls, input: dict[str, Any]) -> SketchRequest:
+        """Reads ``input`` (already checked against ``SketchAdapter.input_schema``)."""
+        prompt = str(input["prompt"])
+        seed = input.get("seed")
+        return cls(
+            prompt=prompt,
+            n=int(input.get("n", 1)),
+            width=int(input["width"]),
+            height=int(input["height"]),
+            quality=str(input.get("quality", "medium")),
+            background=str(input.get("background", "opaque")),
+            output_format=str(input.get("output_format", "png")),
+            output_compression=int(input.get("output_compression", 100)),
+            partial_images=int(input.get("partial_images", 0)),
+            seed=digest(prompt) & 0x7FFFFFFF if seed is None else int(seed),
+            style=str(input.get("style", "vivid")),
+        )
+
+
+def partial_points(steps: int, partials: int) -> dict[int, int]:
+    """Which completed step (1-based) each partial image is taken after, evenly spaced before the last."""
+    return {round((j + 1) * steps / (partials + 1)): j for j in range(partials)}
+
+
+class SketchAdapter(Adapter):
+    """Draws ``n`` images for a prompt; streams ``partial_images`` intermediate renders of each."""
+
+    input_schema: ClassVar[dict[str, Any]] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "prompt": {"type": "string", "minLength": 1, "description": "What to draw."},
+            "n": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+            "width": {**_SIDE, "description": "Pixels; a multiple of 8."},
+            "height": {**_SIDE, "description": "Pixels; a multiple of 8."},
+            "quality": {"enum": list(STEPS), "default": "medium", "description": "4, 8 or 16 render steps."},
+            "background": {"enum": ["transparent", "opaque"], "default": "opaque"},
+            "output_format": {"enum": list(FORMATS), "default": "png"},
+            "output_compression": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+                "default": 100,
+                "description": "100: best quality; lower: smaller files (JPEG/WebP quality, PNG zlib level).",
+            },
+            "partial_images": {"type": "integer", "minimum": 0, "maximum": 3, "default": 0},
+            "seed": {"type": "integer", "description": "Default: derived from the prompt."},
+            "style": {"enum": ["vivid", "natural"], "default": "vivid"},
+        },
+        "required": ["prompt", "width", "height"],
+        "additionalProperties": False,
+    }
+    output_schema: ClassVar[dict[str, Any]] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "images": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "b64_json": {"type": "string", "contentEncoding": "base64"},
+                        "revised_prompt": {"type": ["string", "null"]},
+                    },
+                    "required": ["b64_json", "revised_prompt"],
+                    "additionalProperties": False,
+                },
+            },
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "quality": {"enum": list(STEPS)},
+            "background": {"enum": ["transparent", "opaque"]},
+            "output_format": {"enum": list(FORMATS)},
+            "seed": {"type": "integer"},
+        },
+        "required": ["images", "width", "height", "quality", "background", "output_format", "seed"],
+        "additionalProperties": False,
+    }
+    compatibilities: ClassVar[dict[str, bool]] = {"openai_images_generations": True}
+
+    def setup(self) -> None:
+        """Imports numpy and Pillow now, so the first prediction does not pay for it."""
+        from workers.adapters import sketch_canvas, sketch_render  # noqa: F401
+
+    def predict(self, input: dict[str, Any], ctx: PredictionContext) -> Any:
+        """Renders the images step by step, emitting partial images and stopping on cancel."""
+        request = SketchRequest.from_input(input)
+        plan = plan_scene(request.prompt, request.quality, request.style)
+        ctx.metrics.update({"image_count": request.n, "steps": plan.steps, "seed": request.seed})
+        ctx.log(
+            f"drawing {request.n} image(s) of {request.width}x{request.height}, "
+            f"{request.quality} quality ({plan.steps} steps), seed {request.seed}"
+        )
+        images = [
+            {"b64_json": self._render(request, plan, index, ctx), "revised_prompt": request.prompt}
+            for index in range(request.n)
+        ]
+        return {
+            "images": images,
+            "width": request.width,
+            "height": request.height,
+            "quality": request.quality,
+            "background": request.background,
+            "output_format": request.output_format,
+            "seed": request.seed,
+        }
+
+    def _render(self, request: SketchRequest, plan: ScenePlan, index: int, ctx: PredictionContext) -> str:
+        from workers.adapters.sketch_canvas import Canvas
+        from workers.adapters.sketch_render import render_steps
+
+        points = partial_points(plan.steps, request.partial_images)
+        canvas = Canvas(request.width, request.height, transparent=request.background == "transparent")
+        ctx.raise_if_cancelled()
+        for step in render_steps(plan, canvas, seed=request.seed, index=index):
+            if ctx.cancelled.is_set():
+                ctx.raise_if_cancelled()
+            if step in points:
+                partial = self._encoded(canvas, request)
+                ctx.emit(
+                    {
+                        "type": "partial_image",
+                        "image_index": index,
+                        "partial_image_index": points[step],
+                        "b64_json": partial,
+                    }
+                )
+        return self._encoded(canvas, request)
+
+    @staticmethod
+    def _encoded(canvas: Canvas, request: SketchRequest) -> str:
+        from workers.adapters.sketch_canvas import encode
+
+        data = encode(canvas, request.output_format, request.output_compression)
+        return base64.b64encode(data).decode("ascii")
