@@ -9,7 +9,6 @@ from collections.abc import Collection
 from typing import Any
 
 from api.pagination import NEWER, OLDER, Cursor
-from api.schemas.predictions import PredictionSchema
 from api.services import Services
 from common.catalog import ModelVersion
 from common.errors import Conflict, NotFound, RequestValidationError
@@ -17,6 +16,7 @@ from common.ids import new_prediction_id
 from common.notifier import Watcher
 from common.records import TERMINAL_STATUSES, Prediction, Status
 from common.store import CancelOutcome
+from common.wire import render
 
 
 def validate_input(version: ModelVersion, payload: dict[str, Any]) -> None:
@@ -58,15 +58,18 @@ def build(
 def submit(services: Services, prediction: Prediction, version: ModelVersion) -> None:
     """Stores ``prediction`` and queues its task, atomically; opens its event log if it streams."""
     message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
-    init = json.dumps(PredictionSchema().dump(prediction)) if prediction.stream else ""
+    init = json.dumps(render(prediction)) if prediction.stream else ""
     services.store.create(prediction, message, init, batched=version.batching)
 
 
 def create(
     services: Services, owner: str, version: ModelVersion, body: dict[str, Any], wait: float | None
 ) -> Prediction:
-    """Creates a prediction, then waits up to ``wait`` seconds for it to end when asked."""
-    prediction = build(owner, version, body["input"], webhook=body.get("webhook"))
+    """Creates a prediction, then waits up to ``wait`` seconds for it to end when asked.
+
+    (A streamed create with ``Prefer: wait`` answers with its events instead; see the view.)
+    """
+    prediction = build(owner, version, body["input"], webhook=body.get("webhook"), stream=body["stream"])
     with services.notifier.watch(prediction.id) as watcher:
         submit(services, prediction, version)
         if not wait:

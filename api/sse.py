@@ -20,10 +20,8 @@ from flask import Response, stream_with_context
 from api.services import Services
 from common.store import StoredEvent
 
-HEARTBEAT_INTERVAL = 15.0
-"""Seconds between ``:`` comment lines on an idle stream, so proxies keep it open."""
-
 HEARTBEAT = ": keep-alive\n\n"
+"""The comment sent every ``INFERQ_HEARTBEAT_INTERVAL`` seconds on an idle stream, so proxies keep it open."""
 
 
 def format_event(data: Any, *, event: str | None = None, event_id: str | None = None) -> str:
@@ -64,7 +62,7 @@ def follow(
     Ends after the terminal event, once ``idle_timeout`` seconds pass with no
     new event (a clean end the client resumes from), at the monotonic
     ``deadline``, or when ``stop`` is set (set it, then ``notifier.wake`` the
-    prediction). Yields a :class:`Heartbeat` every ``HEARTBEAT_INTERVAL``
+    prediction). Yields a :class:`Heartbeat` every ``INFERQ_HEARTBEAT_INTERVAL``
     seconds of silence.
     """
     store = services.store
@@ -86,5 +84,5 @@ def follow(
             remaining = min(idle_since + idle_timeout, end) - time.monotonic()
             if remaining <= 0:
                 return
-            if not watcher.event.wait(min(remaining, HEARTBEAT_INTERVAL)):
+            if not watcher.event.wait(min(remaining, services.settings.heartbeat_interval)):
                 yield Heartbeat()

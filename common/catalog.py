@@ -14,6 +14,10 @@ The file is YAML::
             input_schema: {...}           # default: the adapter's own
             output_schema: {...}          # default: the adapter's own
             compatibilities: {openai_embeddings: false, ...}
+        requires: [sentence_transformers]   # optional: serve the model only if these import
+        categories: [Diagnostics]           # optional, shown by the models API (slugs derived)
+        overview: A longer description.     # optional, as are source_url, license_url,
+        source_url: https://example.com/    #   paper_url and cover_image_url (http or https)
 
 Adapter classes are imported here only to read the schemas and compatibility
 flags they declare, so adapter modules must keep heavy imports (torch, model
@@ -23,6 +27,8 @@ weights) inside ``setup()``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +43,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from common.errors import ConfigError, ModelNotFound, RequestValidationError
 from common.records import ModelRef
+
+logger = logging.getLogger(__name__)
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "echo": "workers.adapters.echo:EchoAdapter",
@@ -102,8 +110,17 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class Category:
+    """A label models are filed under; lists filter by its slug."""
+
+    name: str
+    slug: str
+    """The name in lowercase, each run of other characters turned into one hyphen."""
+
+
+@dataclass(frozen=True)
 class Model:
-    """A model and its versions, newest last."""
+    """A model and its versions, newest last, with the metadata the models API shows."""
 
     owner: str
     name: str
@@ -111,6 +128,12 @@ class Model:
     visibility: str
     created_at: datetime
     versions: tuple[ModelVersion, ...] = field(default_factory=tuple)
+    categories: tuple[Category, ...] = ()
+    overview: str | None = None
+    source_url: str | None = None
+    license_url: str | None = None
+    paper_url: str | None = None
+    cover_image_url: str | None = None
 
     @property
     def latest(self) -> ModelVersion:
@@ -138,6 +161,11 @@ def load_adapter_class(adapter: str) -> type:
     return adapter_class
 
 
+def category_slug(name: str) -> str:
+    """``Image generation`` becomes ``image-generation``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def parse_model_ref(text: str) -> tuple[str, str, int | None]:
     """Splits ``owner/name[:N]``.
 
@@ -154,6 +182,15 @@ def parse_model_ref(text: str) -> tuple[str, str, int | None]:
 def _boolean(value: object) -> None:
     if not isinstance(value, bool):
         raise ValidationError("must be true or false")
+
+
+def _category_name(value: str) -> None:
+    if not category_slug(value):
+        raise ValidationError("must hold a letter or digit")
+
+
+def _link() -> fields.Url:
+    return fields.Url(schemes={"http", "https"}, require_tld=False, load_default=None, allow_none=True)
 
 
 class _VersionSchema(Schema):
@@ -186,7 +223,16 @@ class _ModelSchema(Schema):
         load_default="public", validate=validate.OneOf(["public", "private", "restricted"])
     )
     created_at = fields.AwareDateTime(default_timezone=UTC)
+    requires = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
     versions = fields.List(fields.Nested(_VersionSchema), required=True, validate=validate.Length(min=1))
+    categories = fields.List(
+        fields.String(validate=[validate.Length(max=100), _category_name]), load_default=list
+    )
+    overview = fields.String(load_default=None, allow_none=True)
+    source_url = _link()
+    license_url = _link()
+    paper_url = _link()
+    cover_image_url = _link()
 
 
 class _FileSchema(Schema):
@@ -220,7 +266,7 @@ class Catalog:
         except ValidationError as e:
             raise ConfigError(f"models file {path} is invalid: {e.messages}") from e
         file_time = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(microsecond=0)
-        models = [_build_model(m, file_time) for m in spec["models"]]
+        models = [_build_model(m, file_time) for m in spec["models"] if _available(m)]
         seen: set[tuple[str, str]] = set()
         for model in models:
             if (model.owner, model.name) in seen:
@@ -277,6 +323,16 @@ class Catalog:
         return self.version(ModelRef(owner, name, number).key)
 
 
+def _available(spec: Mapping[str, Any]) -> bool:
+    """Whether every module the model ``requires`` (an optional extra) is installed."""
+    missing = [name for name in spec["requires"] if importlib.util.find_spec(name) is None]
+    if missing:
+        logger.info(
+            "model %s/%s is not served: %s not installed", spec["owner"], spec["name"], ", ".join(missing)
+        )
+    return not missing
+
+
 def _build_model(spec: Mapping[str, Any], file_time: datetime) -> Model:
     owner, name = spec["owner"], spec["name"]
     numbers = [v["number"] for v in spec["versions"]]
@@ -286,7 +342,23 @@ def _build_model(spec: Mapping[str, Any], file_time: datetime) -> Model:
     versions = tuple(
         _build_version(owner, name, v, created) for v in sorted(spec["versions"], key=lambda v: v["number"])
     )
-    return Model(owner, name, spec["description"], spec["visibility"], created, versions)
+    categories = tuple(Category(label, category_slug(label)) for label in spec["categories"])
+    if len({c.slug for c in categories}) != len(categories):
+        raise ConfigError(f"model {owner}/{name} lists a category twice")
+    return Model(
+        owner,
+        name,
+        spec["description"],
+        spec["visibility"],
+        created,
+        versions,
+        categories=categories,
+        overview=spec["overview"],
+        source_url=spec["source_url"],
+        license_url=spec["license_url"],
+        paper_url=spec["paper_url"],
+        cover_image_url=spec["cover_image_url"],
+    )
 
 
 def _build_version(owner: str, name: str, spec: Mapping[str, Any], created: datetime) -> ModelVersion:

@@ -107,6 +107,9 @@ class Settings:
     )
     retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
     max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    heartbeat_interval: float = _setting(
+        "INFERQ_HEARTBEAT_INTERVAL", _seconds, "seconds between keep-alive comments on idle event streams"
+    )
     sync_timeout: float = _setting(
         "INFERQ_SYNC_TIMEOUT", _seconds, "seconds an OpenAI-compatible call waits before it cancels"
     )
@@ -170,6 +173,7 @@ class Settings:
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
             "sync_timeout": 60.0,
+            "heartbeat_interval": 15.0,
             "default_image_model": "inferq/sketch",
             "url_ttl": 3600.0,
             "url_signing_key": None,

@@ -88,6 +88,20 @@ class Conflict(InferqError):
     code = "conflict"
 
 
+class StreamUnavailable(Conflict):
+    """The prediction was created without ``stream``, so it has no events to stream."""
+
+    code = "stream_unavailable"
+
+
+class StreamExpired(InferqError):
+    """The prediction's events have expired."""
+
+    status_code = 410
+    error_type = "invalid_request_error"
+    code = "stream_expired"
+
+
 class UnsupportedModel(InferqError):
     """The model version does not support the endpoint it was called through."""
 

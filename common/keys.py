@@ -30,6 +30,11 @@ def owner_predictions(owner: str) -> str:
     return f"{PREFIX}:owner:{owner}:predictions"
 
 
+def prediction_counts() -> str:
+    """Hash of ``owner/name`` to how many predictions the model was asked for."""
+    return f"{PREFIX}:prediction-counts"
+
+
 def pending() -> str:
     """Sorted set of unclaimed prediction ids, scored by their queue deadline (unix seconds)."""
     return f"{PREFIX}:pending"

@@ -177,12 +177,18 @@ class PredictionStore:
                 extra_keys=[
                     keys.owner_predictions(prediction.owner),
                     keys.celery_queue(prediction.queue),
+                    keys.prediction_counts(),
                     *([keys.batch_lane(prediction.model.key)] if batched else []),
                 ],
             )
         )
         prediction.created_at = prediction.updated_at = created
         return prediction
+
+    def prediction_counts(self) -> dict[str, int]:
+        """How many predictions each model (``owner/name``) was asked for, ever."""
+        counts = cast(dict[str, str], self.redis.hgetall(keys.prediction_counts()))
+        return {model: int(count) for model, count in counts.items()}
 
     def get(self, prediction_id: str) -> Prediction | None:
         """The record, with its logs, or None when it does not exist (or expired)."""
@@ -411,6 +417,12 @@ class PredictionStore:
         found = self.redis.xrange(keys.prediction_events(prediction_id), start, "+", count=count)
         entries = cast(list[tuple[str, dict[str, str]]], found or [])
         return [StoredEvent(event_id, fields["event"], fields["data"]) for event_id, fields in entries]
+
+    def last_event(self, prediction_id: str) -> StoredEvent | None:
+        """The newest event of the prediction's log (its terminal event, once it ended)."""
+        found = self.redis.xrevrange(keys.prediction_events(prediction_id), "+", "-", count=1)
+        entries = cast(list[tuple[str, dict[str, str]]], found or [])
+        return StoredEvent(entries[0][0], entries[0][1]["event"], entries[0][1]["data"]) if entries else None
 
     def has_events(self, prediction_id: str) -> bool:
         """Whether the prediction's event log still exists (it expires with the record)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app, g, request, url_for
 
-from api import predictions
+from api import predictions, streams
 from api.blueprint import Blueprint
 from api.prefer import parse_prefer_wait, parse_validate_input
 from api.schemas.predictions import (
@@ -15,8 +15,10 @@ from api.schemas.predictions import (
     ListPredictionsQuerySchema,
     PredictionPageSchema,
     PredictionSchema,
+    StreamQuerySchema,
 )
 from api.services import services
+from api.sse import event_stream
 from common.catalog import ModelVersion
 from common.errors import NotFound
 from common.ids import is_prediction_id
@@ -28,14 +30,26 @@ blp = Blueprint("predictions", __name__, url_prefix="/v1", description="Predicti
 def _create(version: ModelVersion, body: dict[str, Any]) -> Any:
     found = services()
     validate = parse_validate_input(request.headers.get("Validate-Input"))
-    wait = parse_prefer_wait(
-        request.headers.get("Prefer"), found.settings.wait_default, found.settings.wait_max
-    )
+    wait = _prefer_wait()
     if validate:
         predictions.validate_input(version, body["input"])
+    if body["stream"] and wait is not None:
+        prediction = predictions.create(found, g.owner, version, body, None)
+        response = event_stream(streams.open_stream(found, g.owner, prediction.id, None, wait))
+        response.status_code = 201
+        response.headers["Location"] = _location(prediction.id)
+        return response
     prediction = predictions.create(found, g.owner, version, body, wait)
-    location = url_for("predictions.get_prediction", prediction_id=prediction.id, _external=True)
-    return prediction, 201, {"Location": location}
+    return prediction, 201, {"Location": _location(prediction.id)}
+
+
+def _prefer_wait() -> float | None:
+    settings = services().settings
+    return parse_prefer_wait(request.headers.get("Prefer"), settings.wait_default, settings.wait_max)
+
+
+def _location(prediction_id: str) -> str:
+    return url_for("predictions.get_prediction", prediction_id=prediction_id, _external=True)
 
 
 @blp.route("/predictions", methods=["POST"])
@@ -79,6 +93,23 @@ def list_predictions(query: dict[str, Any]) -> Any:
     return predictions.page(
         services(), g.owner, query["cursor"] or None, query["page_size"], query["statuses"]
     )
+
+
+@blp.route("/predictions/<prediction_id>/stream", methods=["GET"])
+@blp.arguments(StreamQuerySchema, location="query")
+@blp.response(200, description="Server-sent events: init, output, then done or error")
+def stream_prediction(query: dict[str, Any], prediction_id: str) -> Any:
+    """Stream a prediction's events: replayed after ``after_id`` (or ``Last-Event-ID``), then live.
+
+    ``Prefer: wait=n`` sets how long the stream may stay idle before it ends cleanly.
+    """
+    if not is_prediction_id(prediction_id):
+        raise NotFound("Prediction not found")
+    found = services()
+    idle = _prefer_wait()
+    after = query["after_id"] or request.headers.get("Last-Event-ID") or None
+    chunks = streams.open_stream(found, g.owner, prediction_id, after, idle or found.settings.wait_default)
+    return event_stream(chunks)
 
 
 @blp.route("/predictions/<prediction_id>/cancel", methods=["POST"])
