@@ -15,8 +15,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 
+# torch==2.13.0 is the CPU wheel these machines keep on disk; any other version downloads gigabytes.
 install-dev: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev,embeddings]"
 
 up: install
 	$(BIN)/inferq up

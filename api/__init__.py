@@ -18,6 +18,7 @@ from api.views import embeddings as embedding_views
 from api.views import files as file_views
 from api.views import health as health_views
 from api.views import images as image_views
+from api.views import models as model_views
 from api.views import predictions as prediction_views
 from common import keys
 from common.broker import TaskMessages, make_celery
@@ -26,6 +27,7 @@ from common.config import Settings
 from common.connections import redis_client
 from common.errors import ConfigError
 from common.notifier import Notifier
+from common.outbox import Outbox
 from common.recovery import INTERVAL, Recovery
 from common.runtime import tune_gc
 from common.storage import LocalStorage
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     client = redis_client(settings, retries=API_REDIS_RETRIES)
     store = PredictionStore(client, settings)
-    messages = TaskMessages(make_celery(settings, "inferq-api"))
+    messages = TaskMessages(make_celery(settings, "inferq-api"), settings.webhook_queue)
     app.extensions[EXTENSION] = Services(
         settings=settings,
         catalog=Catalog.load(settings.models_path),
@@ -75,7 +77,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         moderation=load_policy(settings.moderation),
     )
     api = Api(app)
-    for views in (health_views, prediction_views, image_views, embedding_views, file_views):
+    for views in (health_views, prediction_views, model_views, image_views, embedding_views, file_views):
         api.register_blueprint(views.blp)
     register_error_handler(app)
     app.before_request(_authenticate)
@@ -83,7 +85,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     if background:
         tune_gc()
         app.extensions[EXTENSION].notifier.start()
-        Ticker("inferq-recovery", INTERVAL, [Recovery(store, messages).run_once]).start()
+        recovery = Recovery(store, messages, Outbox(client))
+        Ticker("inferq-recovery", INTERVAL, [recovery.run_once]).start()
     return app
 
 

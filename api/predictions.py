@@ -16,6 +16,7 @@ from common.ids import new_prediction_id
 from common.notifier import Watcher
 from common.records import TERMINAL_STATUSES, Prediction, Status
 from common.store import CancelOutcome
+from common.webhooks import WebhookRefused, check_url
 from common.wire import render
 
 
@@ -69,9 +70,17 @@ def create(
 
     (A streamed create with ``Prefer: wait`` answers with its events instead; see the view.)
     """
-    prediction = build(owner, version, body["input"], webhook=body.get("webhook"), stream=body["stream"])
+    webhook = body.get("webhook")
+    if webhook:
+        try:
+            check_url(webhook["url"], allow_private=services.settings.webhook_allow_private)
+        except WebhookRefused as e:
+            raise RequestValidationError.single(["body", "webhook", "url"], e.message, "url_refused") from e
+    prediction = build(owner, version, body["input"], webhook=webhook, stream=body["stream"])
     with services.notifier.watch(prediction.id) as watcher:
         submit(services, prediction, version)
+        if webhook:
+            services.messages.send_webhook_delivery(prediction.id)
         if not wait:
             return prediction
         return wait_for(services, watcher, prediction, wait)
@@ -120,18 +129,18 @@ def page(
     services: Services, owner: str, cursor_text: str | None, page_size: int, statuses: Collection[Status]
 ) -> dict[str, Any]:
     """One page of the owner's predictions, newest first, with cursors both ways."""
-    store = services.store
+    index = services.store.index
     cursor = Cursor.decode(cursor_text) if cursor_text else None
     if cursor is not None and cursor.direction == NEWER:
-        items, more_newer = store.page(owner, limit=page_size, newer_than=cursor.boundary, statuses=statuses)
-        more_older = bool(items) and store.page(owner, limit=0, older_than=items[-1].id, statuses=statuses)[1]
+        items, more_newer = index.page(owner, limit=page_size, newer_than=cursor.boundary, statuses=statuses)
+        more_older = bool(items) and index.page(owner, limit=0, older_than=items[-1].id, statuses=statuses)[1]
     else:
         older_than = cursor.boundary if cursor else None
-        items, more_older = store.page(owner, limit=page_size, older_than=older_than, statuses=statuses)
+        items, more_older = index.page(owner, limit=page_size, older_than=older_than, statuses=statuses)
         more_newer = (
             bool(items)
             and cursor is not None
-            and store.page(owner, limit=0, newer_than=items[0].id, statuses=statuses)[1]
+            and index.page(owner, limit=0, newer_than=items[0].id, statuses=statuses)[1]
         )
     return {
         "items": items,

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Response, stream_with_context
 
 from api.services import Services
-from common.store import StoredEvent
+from common.events import StoredEvent
 
 HEARTBEAT = ": keep-alive\n\n"
 """The comment sent every ``INFERQ_HEARTBEAT_INTERVAL`` seconds on an idle stream, so proxies keep it open."""
@@ -72,7 +72,7 @@ def follow(
         end = float("inf") if deadline is None else deadline
         while stop is None or not stop.is_set():
             watcher.event.clear()
-            batch = store.events_after(prediction_id, last)
+            batch = store.events.after(prediction_id, last)
             for event in batch:
                 yield event
                 last = event.id

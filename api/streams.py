@@ -16,8 +16,8 @@ from typing import Any
 from api.services import Services
 from api.sse import HEARTBEAT, Heartbeat, follow, format_event
 from common.errors import StreamExpired, StreamUnavailable
+from common.events import StoredEvent
 from common.records import ErrorSource, PredictionError
-from common.store import StoredEvent
 from common.wire import render
 
 
@@ -34,7 +34,7 @@ def open_stream(
     prediction = services.store.get_owned(prediction_id, owner)
     if not prediction.stream:
         raise StreamUnavailable(f"Prediction {prediction_id} was created without stream: true")
-    if not services.store.has_events(prediction_id):
+    if not services.store.events.exists(prediction_id):
         raise StreamExpired(f"The events of prediction {prediction_id} have expired")
     return _chunks(services, prediction_id, after, idle)
 
@@ -61,13 +61,13 @@ def _replay(
 ) -> Iterator[str]:
     """A finished prediction's events after ``after``, always ending with its terminal event."""
     last = after
-    while not terminal_only and (batch := services.store.events_after(prediction_id, last)):
+    while not terminal_only and (batch := services.store.events.after(prediction_id, last)):
         for event in batch:
             yield render_event(services, prediction_id, event)
             last = event.id
             if event.is_terminal:
                 return
-    terminal = services.store.last_event(prediction_id)
+    terminal = services.store.events.last(prediction_id)
     if terminal is not None and terminal.is_terminal:
         yield render_event(services, prediction_id, terminal)
 

@@ -20,14 +20,18 @@ from common.records import ModelRef
 PREDICT_TASK = "inferq.predict"
 """Name of the task that runs one prediction: ``(prediction_id, "owner/name:N")``."""
 
+DELIVER_WEBHOOKS_TASK = "inferq.deliver_webhooks"
+"""Name of the task that delivers a prediction's pending webhooks, in order: ``(prediction_id,)``."""
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings that make delivery at-least-once and recovery prompt.
 
     Late acks with ``reject_on_worker_lost`` requeue a task whose process died;
-    prefetch 1 stops one worker hoarding queued predictions; the visibility
-    timeout stays above the longest legitimate run (dead workers are recovered
-    by lease expiry long before it).
+    prefetch 1 stops one worker hoarding queued predictions; pool processes get
+    ten minutes to load their models; the visibility timeout stays above the
+    longest legitimate run (dead workers are recovered by lease expiry long
+    before it).
     """
     broker = settings.required_redis_url
     transport = {"visibility_timeout": settings.visibility_timeout}
@@ -42,6 +46,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_prefetch_multiplier": 1,
+        "worker_proc_alive_timeout": 600,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
@@ -67,8 +72,13 @@ class TaskMessages:
     step: a stored prediction is always queued, and it costs one round trip.
     """
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, webhook_queue: str) -> None:
         self.app = app
+        self.webhook_queue = webhook_queue
+
+    def send_webhook_delivery(self, prediction_id: str) -> None:
+        """Asks a worker to deliver the prediction's pending webhooks now (recovery does it otherwise)."""
+        self.app.send_task(DELIVER_WEBHOOKS_TASK, args=[prediction_id], queue=self.webhook_queue)
 
     def envelope(self, prediction_id: str, model: ModelRef, queue: str) -> str:
         """The task message running ``prediction_id`` on ``queue``, as kombu stores it."""

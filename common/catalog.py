@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 BUILTIN_ADAPTERS: dict[str, str] = {
     "echo": "workers.adapters.echo:EchoAdapter",
     "sketch": "workers.adapters.sketch:SketchAdapter",
+    "hash-embed": "workers.adapters.embeddings:HashEmbedAdapter",
+    "minilm": "workers.adapters.embeddings:MiniLMAdapter",
 }
 """Short adapter names usable in the models file, and the classes they stand for."""
 
@@ -60,6 +62,9 @@ COMPATIBILITY_FLAGS = (
     "anthropic_messages",
 )
 """The OpenAI/Anthropic-compatible endpoints a version may be served through."""
+
+TEXT_METADATA = ("overview", "source_url", "license_url", "paper_url", "cover_image_url")
+"""Optional model fields the models API shows as the file gives them."""
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 _REF = re.compile(rf"^({NAME_PATTERN})/({NAME_PATTERN})(?::(\d{{1,9}}))?\Z")
@@ -345,20 +350,9 @@ def _build_model(spec: Mapping[str, Any], file_time: datetime) -> Model:
     categories = tuple(Category(label, category_slug(label)) for label in spec["categories"])
     if len({c.slug for c in categories}) != len(categories):
         raise ConfigError(f"model {owner}/{name} lists a category twice")
-    return Model(
-        owner,
-        name,
-        spec["description"],
-        spec["visibility"],
-        created,
-        versions,
-        categories=categories,
-        overview=spec["overview"],
-        source_url=spec["source_url"],
-        license_url=spec["license_url"],
-        paper_url=spec["paper_url"],
-        cover_image_url=spec["cover_image_url"],
-    )
+    texts = {key: spec[key] for key in TEXT_METADATA}
+    description, visibility = spec["description"], spec["visibility"]
+    return Model(owner, name, description, visibility, created, versions, categories=categories, **texts)
 
 
 def _build_version(owner: str, name: str, spec: Mapping[str, Any], created: datetime) -> ModelVersion:

@@ -77,11 +77,12 @@ def run_up(args: argparse.Namespace) -> int:
             key = dev_key(settings.data_dir)
             env["INFERQ_API_KEYS"] = f"{DEV_OWNER}:{key}"
         base = launcher.start_api(args.host, args.port, args.workers)
-        for queue in catalog.queues:
+        for queue in [*catalog.queues, settings.webhook_queue]:
             launcher.start_worker([queue], name=f"{queue}@{socket.gethostname()}")
         print(f"inferq is up: {base}/v1", flush=True)
         print(f"  API key: {key or '(one of INFERQ_API_KEYS)'}", flush=True)
-        print(f"  queues: {', '.join(catalog.queues)}; Redis: {env['INFERQ_REDIS_URL']}", flush=True)
+        queues = ", ".join([*catalog.queues, settings.webhook_queue])
+        print(f"  queues: {queues}; Redis: {env['INFERQ_REDIS_URL']}", flush=True)
         print("  press Ctrl-C to stop", flush=True)
         return _supervise(launcher)
     except (ConfigError, RuntimeError) as e:

@@ -45,6 +45,15 @@ def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
 def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -110,6 +119,13 @@ class Settings:
     heartbeat_interval: float = _setting(
         "INFERQ_HEARTBEAT_INTERVAL", _seconds, "seconds between keep-alive comments on idle event streams"
     )
+    webhook_allow_private: bool = _setting(
+        "INFERQ_WEBHOOK_ALLOW_PRIVATE", _flag, "allow webhooks to private addresses (development, tests)"
+    )
+    webhook_queue: str = _setting("INFERQ_WEBHOOK_QUEUE", _text, "Celery queue of webhook deliveries")
+    webhook_retry_window: float = _setting(
+        "INFERQ_WEBHOOK_RETRY_WINDOW", _seconds, "seconds a failing webhook delivery is retried"
+    )
     sync_timeout: float = _setting(
         "INFERQ_SYNC_TIMEOUT", _seconds, "seconds an OpenAI-compatible call waits before it cancels"
     )
@@ -173,6 +189,9 @@ class Settings:
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
             "sync_timeout": 60.0,
+            "webhook_allow_private": False,
+            "webhook_queue": "inferq.webhooks",
+            "webhook_retry_window": 3600.0,
             "heartbeat_interval": 15.0,
             "default_image_model": "inferq/sketch",
             "url_ttl": 3600.0,
@@ -216,6 +235,12 @@ class Settings:
         much sooner by lease expiry, not by this timeout.
         """
         return int(2 * self.max_run_time + self.cancel_grace + 300)
+
+    @property
+    def live_ttl(self) -> int:
+        """Seconds an unfinished prediction's keys live: long enough to wait, run, and be kept after."""
+        margin = 300
+        return int(self.queue_deadline + self.max_run_time + self.cancel_grace + self.retention) + margin
 
     @property
     def lease_renew_interval(self) -> float:

@@ -1,4 +1,9 @@
-"""Worker liveness: each worker's main process heart-beats on every queue it consumes."""
+"""Worker liveness: a worker counts as live on its queues once a pool process has loaded its models.
+
+A pool process announces the worker when its models are loaded; from then on
+the worker's main process keeps the announcement fresh (and never creates
+it), so readiness means "can run a prediction now", not merely "started".
+"""
 
 from __future__ import annotations
 
@@ -19,12 +24,19 @@ class Heartbeat:
         self.worker = worker
         self.queues = queues
 
+    def announce(self) -> None:
+        """Marks this worker live on every one of its queues (a pool process, once its models loaded)."""
+        self._write(refresh_only=False)
+
     def beat(self) -> None:
-        """Refreshes this worker's entry on every one of its queues."""
+        """Refreshes this worker's entries, if announced, and drops lapsed entries of others."""
+        self._write(refresh_only=True)
+
+    def _write(self, *, refresh_only: bool) -> None:
         now = time.time()
         pipe = self.store.redis.pipeline(transaction=False)
         for queue in self.queues:
-            pipe.zadd(keys.worker_heartbeats(queue), {self.worker: now + HEARTBEAT_TTL})
+            pipe.zadd(keys.worker_heartbeats(queue), {self.worker: now + HEARTBEAT_TTL}, xx=refresh_only)
             pipe.zremrangebyscore(keys.worker_heartbeats(queue), "-inf", now)
         pipe.execute()
 

@@ -25,6 +25,26 @@ def prediction_events(prediction_id: str) -> str:
     return f"{PREFIX}:prediction:{prediction_id}:events"
 
 
+def webhook_outbox(prediction_id: str) -> str:
+    """List of record snapshots, one per status change, waiting to be POSTed to the prediction's webhook."""
+    return f"{PREFIX}:prediction:{prediction_id}:webhook"
+
+
+def webhook_attempts(prediction_id: str) -> str:
+    """Hash of the failed delivery attempts of the outbox's first snapshot (``count``, ``first``)."""
+    return f"{PREFIX}:prediction:{prediction_id}:webhook-attempts"
+
+
+def webhook_lock(prediction_id: str) -> str:
+    """Lock held by the one task delivering a prediction's webhooks (so they go out in order)."""
+    return f"{PREFIX}:prediction:{prediction_id}:webhook-lock"
+
+
+def webhooks_due() -> str:
+    """Sorted set of predictions with webhooks to deliver, scored by when to try next (unix seconds)."""
+    return f"{PREFIX}:webhooks-due"
+
+
 def owner_predictions(owner: str) -> str:
     """Sorted set of an owner's prediction ids, all scored 0 and ordered by their time-ordered ids."""
     return f"{PREFIX}:owner:{owner}:predictions"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -23,10 +23,9 @@ import redis
 from common import keys
 from common.config import Settings
 from common.errors import NotFound
+from common.events import EventLog
+from common.listing import OwnerIndex
 from common.records import ModelRef, Prediction, PredictionError, Status
-
-SCAN_CHUNK = 100
-"""How many ids a listing reads per round trip while filtering by status."""
 
 MessageBuilder = Callable[[str, ModelRef, str], str]
 """Builds the task message for ``(prediction id, model, queue)`` (see ``common.broker.TaskMessages``)."""
@@ -60,28 +59,6 @@ class CancelOutcome(StrEnum):
     """It is running; its worker was told to stop."""
 
 
-EVENT_NOTE = "event"
-"""The note published on the updates channel when a prediction's event log grows."""
-
-TERMINAL_EVENTS = frozenset({"done", "error"})
-"""Event types that end a prediction's event log."""
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One entry of a prediction's event log; ``data`` is JSON, empty for terminal events
-    (whose data is the finished prediction, rendered when sent)."""
-
-    id: str
-    event: str
-    data: str
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether this event ends the log."""
-        return self.event in TERMINAL_EVENTS
-
-
 @dataclass(frozen=True)
 class Hint:
     """A queued prediction of a batched version, and its task message as it sits in the queue."""
@@ -113,11 +90,11 @@ class PredictionStore:
             name: client.register_script(_load_script(name))
             for name in ("create", "claim", "started", "renew", "finish", "cancel", "release", "expire")
         }
-        margin = 300
-        self._live_ttl = (
-            int(settings.queue_deadline + settings.max_run_time + settings.cancel_grace + settings.retention)
-            + margin
-        )
+        self._live_ttl = settings.live_ttl
+        self.index = OwnerIndex(client)
+        """Each owner's predictions, newest first."""
+        self.events = EventLog(client, settings)
+        """The predictions' event logs (which the scripts also write: init, done, error)."""
 
     def _run(
         self,
@@ -133,6 +110,8 @@ class PredictionStore:
             keys.leases(),
             keys.prediction_logs(prediction_id),
             keys.prediction_events(prediction_id),
+            keys.webhook_outbox(prediction_id),
+            keys.webhooks_due(),
             *extra_keys,
         ]
         argv = [
@@ -219,61 +198,6 @@ class PredictionStore:
         worker is told on the cancel channel.
         """
         return CancelOutcome(self._run("cancel", prediction_id, owner))
-
-    def page(
-        self,
-        owner: str,
-        *,
-        limit: int,
-        older_than: str | None = None,
-        newer_than: str | None = None,
-        statuses: Collection[Status] = (),
-    ) -> tuple[list[Prediction], bool]:
-        """Reads up to ``limit`` of an owner's predictions next to a boundary id.
-
-        Without ``newer_than`` it walks from ``older_than`` (or the newest) towards
-        older ones; with it, towards newer ones. Either way the page comes back
-        newest first, with whether more matching predictions lie beyond it.
-        """
-        index = keys.owner_predictions(owner)
-        newer = newer_than is not None
-        bound = newer_than if newer else older_than
-        found: list[Prediction] = []
-        stale: list[str] = []
-        while len(found) <= limit:
-            if newer:
-                found_ids = self.redis.zrangebylex(index, f"({bound}", "+", start=0, num=SCAN_CHUNK)
-            else:
-                top = f"({bound}" if bound else "+"
-                found_ids = self.redis.zrevrangebylex(index, top, "-", 0, SCAN_CHUNK)
-            ids = cast(list[str], found_ids)
-            if not ids:
-                break
-            for prediction_id, data in zip(ids, self._hashes(ids), strict=True):
-                if not data:
-                    stale.append(prediction_id)
-                    continue
-                prediction = Prediction.from_hash(data)
-                if not statuses or prediction.status in statuses:
-                    found.append(prediction)
-                    if len(found) > limit:
-                        break
-            bound = ids[-1]
-            if len(ids) < SCAN_CHUNK:
-                break
-        if stale:
-            self.redis.zrem(index, *stale)
-        more = len(found) > limit
-        found = found[:limit]
-        if newer:
-            found.reverse()
-        return found, more
-
-    def _hashes(self, prediction_ids: Iterable[str]) -> list[dict[str, str]]:
-        pipe = self.redis.pipeline(transaction=False)
-        for prediction_id in prediction_ids:
-            pipe.hgetall(keys.prediction(prediction_id))
-        return pipe.execute()
 
     # -- the worker side --------------------------------------------------------------
 
@@ -401,32 +325,6 @@ class PredictionStore:
         pipe.append(keys.prediction_logs(prediction_id), text)
         pipe.expire(keys.prediction_logs(prediction_id), self._live_ttl)
         pipe.execute()
-
-    def append_event(self, prediction_id: str, event: str, data: Any) -> str:
-        """Appends an event to the prediction's log and tells its followers; returns its id."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(keys.prediction_events(prediction_id), {"event": event, "data": json.dumps(data)})
-        pipe.expire(keys.prediction_events(prediction_id), self._live_ttl)
-        pipe.publish(keys.updates_channel(), f"{prediction_id} {EVENT_NOTE}")
-        event_id, _, _ = pipe.execute()
-        return str(event_id)
-
-    def events_after(self, prediction_id: str, after: str | None, count: int = 100) -> list[StoredEvent]:
-        """Up to ``count`` events of the prediction's log after the event id ``after`` (or from the start)."""
-        start = f"({after}" if after else "-"
-        found = self.redis.xrange(keys.prediction_events(prediction_id), start, "+", count=count)
-        entries = cast(list[tuple[str, dict[str, str]]], found or [])
-        return [StoredEvent(event_id, fields["event"], fields["data"]) for event_id, fields in entries]
-
-    def last_event(self, prediction_id: str) -> StoredEvent | None:
-        """The newest event of the prediction's log (its terminal event, once it ended)."""
-        found = self.redis.xrevrange(keys.prediction_events(prediction_id), "+", "-", count=1)
-        entries = cast(list[tuple[str, dict[str, str]]], found or [])
-        return StoredEvent(entries[0][0], entries[0][1]["event"], entries[0][1]["data"]) if entries else None
-
-    def has_events(self, prediction_id: str) -> bool:
-        """Whether the prediction's event log still exists (it expires with the record)."""
-        return bool(self.redis.exists(keys.prediction_events(prediction_id)))
 
     # -- recovery -----------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ def base_env(redis_url: str, data_dir: Path, **overrides: str) -> dict[str, str]
             "INFERQ_WAIT_MAX": "30",
             "INFERQ_SYNC_TIMEOUT": "4",
             "INFERQ_HEARTBEAT_INTERVAL": "0.5",
+            "INFERQ_WEBHOOK_ALLOW_PRIVATE": "1",
             "PYTHONPATH": str(ROOT),
         }
     )

@@ -17,6 +17,7 @@ from common.config import Settings
 from common.connections import redis_client
 from common.errors import ConfigError
 from common.heartbeats import Heartbeat
+from common.outbox import Outbox
 from common.recovery import INTERVAL, Recovery
 from common.runtime import tune_gc
 from common.store import PredictionStore
@@ -30,7 +31,9 @@ logger = logging.getLogger("workers")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Reads the worker's command line."""
     parser = argparse.ArgumentParser(prog="inferq worker", description=__doc__)
-    parser.add_argument("--queues", help="comma-separated queues (default: every configured queue)")
+    parser.add_argument(
+        "--queues", help="comma-separated queues (default: every configured queue, and the webhooks queue)"
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="predictions run at once (processes)")
     parser.add_argument("--hostname", default=None, help="worker name (default: inferq-<pid>@<host>)")
     parser.add_argument("--loglevel", default="INFO")
@@ -48,11 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"inferq worker: {e}", file=sys.stderr)
         return 2
-    queues = args.queues.split(",") if args.queues else catalog.queues
+    queues = args.queues.split(",") if args.queues else [*catalog.queues, settings.webhook_queue]
     hostname = args.hostname or f"inferq-{os.getpid()}@{socket.gethostname()}"
     app = make_celery(settings, "inferq-worker")
-    register_tasks(app, ProcessState(settings, catalog).runner)
-    _install_housekeeping(settings, app, hostname, queues)
+    state = ProcessState(settings, catalog, TaskMessages(app, settings.webhook_queue))
+    register_tasks(app, state.runner, state.deliverer)
+    _install_housekeeping(settings, app, hostname, queues, state)
     tune_gc()
     worker = app.Worker(
         hostname=hostname,
@@ -68,18 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     return int(worker.exitcode or 0)
 
 
-def _install_housekeeping(settings: Settings, app: Any, hostname: str, queues: list[str]) -> None:
-    """Starts heartbeats and recovery in the main process once the worker is ready."""
+def _install_housekeeping(
+    settings: Settings, app: Any, hostname: str, queues: list[str], state: ProcessState
+) -> None:
+    """Loads models in each pool process; starts heartbeats and recovery in the main process."""
     client = redis_client(settings)
     store = PredictionStore(client, settings)
     heartbeat = Heartbeat(store, hostname, queues)
-    recovery = Recovery(store, TaskMessages(app))
+    recovery = Recovery(store, TaskMessages(app, settings.webhook_queue), Outbox(client))
 
     def on_process_init(**_: Any) -> None:
+        runner = state.runner()
+        runner.preload(queues)
+        Heartbeat(runner.store, hostname, queues).announce()
         tune_gc()
 
     def on_ready(**_: Any) -> None:
-        heartbeat.beat()
         Ticker("inferq-housekeeping", INTERVAL, [heartbeat.beat, recovery.run_once]).start()
         logger.info("worker %s ready on queues %s", hostname, ", ".join(queues))
 

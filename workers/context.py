@@ -50,7 +50,7 @@ class PredictionContext:
     def emit(self, chunk: Any) -> None:
         """Streams one chunk of output (JSON-serialisable) to the prediction's event stream."""
         if self._stream:
-            self._store.append_event(self.prediction_id, "output", chunk)
+            self._store.events.append(self.prediction_id, "output", chunk)
 
     def log(self, message: str) -> None:
         """Appends a line to the prediction's logs."""

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.broker import TaskMessages
 from common.catalog import Catalog, ModelVersion, load_adapter_class
 from common.config import Settings
 from common.errors import ConfigError, ModelNotFound, PredictionCancelled
@@ -75,12 +76,18 @@ class Runner:
     """Runs predictions for one worker process, loading each model version's adapter once."""
 
     def __init__(
-        self, settings: Settings, catalog: Catalog, store: PredictionStore, supervisor: Supervisor
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: PredictionStore,
+        supervisor: Supervisor,
+        messages: TaskMessages,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
         self.supervisor = supervisor
+        self.messages = messages
         self._adapters: dict[str, Adapter] = {}
 
     def run(self, prediction_id: str, model_key: str) -> None:
@@ -107,6 +114,7 @@ class Runner:
         if claim.outcome is not ClaimOutcome.CLAIMED or claim.prediction is None:
             logger.info("prediction %s not run: %s", prediction_id, claim.outcome)
             return None
+        self._announce(claim.prediction)
         return self._member(claim.prediction, token)
 
     def _member(self, prediction: Prediction, token: str) -> Member:
@@ -131,17 +139,40 @@ class Runner:
         return None
 
     def _adapter(self, version: ModelVersion, first: Member) -> Adapter:
-        key = version.ref.key
-        adapter = self._adapters.get(key)
+        adapter = self._adapters.get(version.ref.key)
         if adapter is None:
-            adapter_class = load_adapter_class(version.adapter)
-            if not issubclass(adapter_class, Adapter):
-                raise ConfigError(f"adapter {version.adapter!r} does not derive from Adapter")
-            adapter = adapter_class(version.options)
-            adapter.setup()
-            self._adapters[key] = adapter
+            adapter = self.load(version)
             self.store.mark_started(first.prediction.id, first.token)
         return adapter
+
+    def load(self, version: ModelVersion) -> Adapter:
+        """Builds the version's adapter and runs its ``setup()`` (once per process).
+
+        Raises:
+            ConfigError: When the adapter is not an :class:`Adapter`; whatever ``setup()`` raises.
+        """
+        adapter_class = load_adapter_class(version.adapter)
+        if not issubclass(adapter_class, Adapter):
+            raise ConfigError(f"adapter {version.adapter!r} does not derive from Adapter")
+        adapter = adapter_class(version.options)
+        adapter.setup()
+        self._adapters[version.ref.key] = adapter
+        return adapter
+
+    def preload(self, queues: list[str]) -> None:
+        """Loads every version served on ``queues`` now, so no prediction waits for a cold start.
+
+        A version that fails to load is logged and left to load (and fail) on demand.
+        """
+        for model in self.catalog.models:
+            for version in model.versions:
+                if version.queue in queues and version.ref.key not in self._adapters:
+                    try:
+                        self.load(version)
+                    except Exception:
+                        logger.exception(
+                            "could not preload %s; it will load on its first prediction", version.ref.key
+                        )
 
     def _gather(self, stack: ExitStack, version: ModelVersion, first: Member) -> list[Member]:
         """Claims other queued predictions of ``version``, up to its batch size and wait."""
@@ -244,3 +275,12 @@ class Runner:
             timings=member.timings,
         )
         logger.info("prediction %s %s%s", prediction_id, outcome.status, "" if ended else " (not recorded)")
+        self._announce(member.prediction)
+
+    def _announce(self, prediction: Prediction) -> None:
+        """Asks for the prediction's webhooks at once (recovery would, within a second or so)."""
+        if prediction.webhook:
+            try:
+                self.messages.send_webhook_delivery(prediction.id)
+            except Exception:
+                logger.warning("could not ask for the webhooks of %s; recovery will", prediction.id)

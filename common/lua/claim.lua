@@ -37,6 +37,7 @@ redis.call('HSET', record, 'status', next_status, 'claim', ARGV[5], 'updated_at'
   'started_at', fmt(now))
 redis.call('ZREM', pending, id)
 redis.call('ZADD', leases, now + tonumber(ARGV[6]), id)
+notify_webhook(now)
 expire_all(tonumber(ARGV[9]))
 redis.call('PUBLISH', updates_channel, id .. ' ' .. next_status)
 return claimed()

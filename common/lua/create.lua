@@ -1,5 +1,6 @@
--- KEYS[6] owner index, KEYS[7] the Celery queue's list, KEYS[8] per-model prediction counts,
--- KEYS[9] (batched versions only) the version's lane of hints for gathering workers. ARGV[5] queue deadline (s),
+-- KEYS[8] owner index, KEYS[9] the Celery queue's list, KEYS[10] per-model prediction counts,
+-- KEYS[11] (batched versions only) the version's lane of hints for gathering workers.
+-- ARGV[5] queue deadline (s),
 -- ARGV[6] record ttl (s), ARGV[7] the task message, ARGV[8] the init event's data (JSON) for a
 -- streamed prediction ('' for none), ARGV[9..] field/value pairs of the record.
 -- Stores the prediction and queues its task in one step, so a stored prediction is always
@@ -15,14 +16,16 @@ if ARGV[8] ~= '' then
   redis.call('XADD', events, '*', 'event', 'init', 'data', ARGV[8])
   redis.call('EXPIRE', events, tonumber(ARGV[6]))
 end
-redis.call('ZADD', KEYS[6], 0, id)
+redis.call('ZADD', KEYS[8], 0, id)
 redis.call('ZADD', pending, now + tonumber(ARGV[5]), id)
-redis.call('LPUSH', KEYS[7], ARGV[7])
+redis.call('LPUSH', KEYS[9], ARGV[7])
 local model = cjson.decode(redis.call('HGET', record, 'model'))
-redis.call('HINCRBY', KEYS[8], model['owner'] .. '/' .. model['name'], 1)
-if KEYS[9] then
-  redis.call('RPUSH', KEYS[9], id .. '\n' .. ARGV[7])
-  redis.call('LTRIM', KEYS[9], -10000, -1)
-  redis.call('EXPIRE', KEYS[9], tonumber(ARGV[6]))
+redis.call('HINCRBY', KEYS[10], model['owner'] .. '/' .. model['name'], 1)
+if KEYS[11] then
+  redis.call('RPUSH', KEYS[11], id .. '\n' .. ARGV[7])
+  redis.call('LTRIM', KEYS[11], -10000, -1)
+  redis.call('EXPIRE', KEYS[11], tonumber(ARGV[6]))
 end
+notify_webhook(now)
+redis.call('EXPIRE', outbox, tonumber(ARGV[6]))
 return fmt(now)

@@ -1,9 +1,10 @@
 -- Shared by every prediction script. Calling convention:
 --   KEYS[1] record hash, KEYS[2] pending zset, KEYS[3] leases zset,
---   KEYS[4] logs string, KEYS[5] events stream
+--   KEYS[4] logs string, KEYS[5] events stream, KEYS[6] webhook outbox, KEYS[7] webhooks-due zset
 --   ARGV[1] prediction id, ARGV[2] updates channel, ARGV[3] cancel channel,
 --   ARGV[4] retention seconds; script-specific arguments follow from ARGV[5].
 local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local outbox, webhooks_due = KEYS[6], KEYS[7]
 local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local TERMINAL = {succeeded = true, failed = true, cancelled = true, abandoned = true}
@@ -21,6 +22,20 @@ local function expire_all(seconds)
   redis.call('EXPIRE', record, seconds)
   redis.call('EXPIRE', logs, seconds)
   redis.call('EXPIRE', events, seconds)
+  redis.call('EXPIRE', outbox, seconds)
+end
+
+-- After a status change of a prediction with a webhook: queue a snapshot of the record (with
+-- its logs) for delivery, in order, and make the prediction due for delivery now.
+local function notify_webhook(now)
+  local webhook = redis.call('HGET', record, 'webhook')
+  if not webhook or webhook == '' or webhook == 'null' then return end
+  local flat = redis.call('HGETALL', record)
+  local snapshot = {}
+  for i = 1, #flat, 2 do snapshot[flat[i]] = flat[i + 1] end
+  snapshot['logs'] = redis.call('GET', logs) or ''
+  redis.call('RPUSH', outbox, cjson.encode(snapshot))
+  redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
 -- The only way a prediction reaches a terminal status; callers check it is not terminal yet.
@@ -36,6 +51,7 @@ local function finish(now, status, output, err, metrics)
   end
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
+  notify_webhook(now)
   expire_all(retention)
   redis.call('PUBLISH', updates_channel, id .. ' ' .. status)
 end

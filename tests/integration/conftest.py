@@ -43,13 +43,14 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One API process and one worker for echo and sketch (two prediction processes) for the whole run."""
+    """One API process and one worker (two processes) for echo, sketch and webhooks, for the whole run."""
     logs = tmp_path_factory.mktemp("logs")
     env = base_env(redis_server.url, tmp_path_factory.mktemp("data"))
     launcher = Launcher(env, log_dir=logs)
     try:
         base_url = launcher.start_api("127.0.0.1", free_port())
-        launcher.start_worker(["inferq.echo", "inferq.sketch"], concurrency=2, name="default@tests")
+        queues = ["inferq.echo", "inferq.sketch", "inferq.hash-embed", "inferq.webhooks"]
+        launcher.start_worker(queues, concurrency=2, name="default@tests")
         yield Stack(base_url, env, launcher, logs)
     finally:
         launcher.stop_all()

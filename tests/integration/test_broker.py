@@ -17,7 +17,7 @@ def test_the_envelope_matches_what_send_task_pushes(redis_client: redis.Redis) -
     model = ModelRef("inferq", "echo", 1)
     app.send_task(PREDICT_TASK, args=["abc", model.key], queue="envelope.test", task_id="abc")
     theirs = json.loads(redis_client.rpop("envelope.test"))
-    ours = json.loads(TaskMessages(app).envelope("abc", model, "envelope.test"))
+    ours = json.loads(TaskMessages(app, "inferq.webhooks").envelope("abc", model, "envelope.test"))
 
     assert set(ours) == set(theirs)
     assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])

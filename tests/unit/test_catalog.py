@@ -207,3 +207,17 @@ def test_input_problems(load: Any) -> None:
 def test_load_adapter_class() -> None:
     assert load_adapter_class("echo") is EchoAdapter
     assert load_adapter_class(SUCCEEDS) is Succeeds
+
+
+def test_a_model_whose_extra_is_missing_is_not_served(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {owner: a, name: kept, versions: [{number: 1, adapter: echo}]}\n"
+        "  - {owner: a, name: gone, requires: [no_such_module_for_inferq],\n"
+        "     versions: [{number: 1, adapter: echo}]}\n"
+    )
+    catalog = Catalog.load(path)
+    assert [m.name for m in catalog.models] == ["kept"]
+    with pytest.raises(ModelNotFound):
+        catalog.resolve("a/gone")

@@ -8,16 +8,20 @@ from common.errors import PredictionCancelled
 from workers.context import PredictionContext, StopReason
 
 
+class FakeEvents(list[tuple[str, str, Any]]):
+    """Records the events the context appends."""
+
+    def append(self, prediction_id: str, event: str, data: Any) -> str:  # type: ignore[override]
+        super().append((prediction_id, event, data))
+        return "1-0"
+
+
 class FakeStore:
     """Records what the context writes, instead of writing to Redis."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, str, Any]] = []
+        self.events = FakeEvents()
         self.logs: list[tuple[str, str]] = []
-
-    def append_event(self, prediction_id: str, event: str, data: Any) -> str:
-        self.events.append((prediction_id, event, data))
-        return "1-0"
 
     def append_log(self, prediction_id: str, text: str) -> None:
         self.logs.append((prediction_id, text))

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 import fakeredis
 import pytest
 
-from common import keys
-from common import store as store_module
+from common import keys, listing
 from common.config import Settings
 from common.errors import NotFound
+from common.events import EVENT_NOTE, StoredEvent
 from common.ids import new_prediction_id
 from common.records import ErrorSource, ModelRef, Prediction, PredictionError, Status
-from common.store import EVENT_NOTE, CancelOutcome, ClaimOutcome, PredictionStore, StoredEvent
+from common.store import CancelOutcome, ClaimOutcome, PredictionStore
 
 MODEL = ModelRef("inferq", "echo", 1)
 QUEUE = "inferq.echo"
@@ -422,37 +422,40 @@ def ids(page: tuple[list[Prediction], bool]) -> tuple[list[str], bool]:
 
 
 def test_page_newest_first_with_limits(store: PredictionStore, six: list[str]) -> None:
-    assert ids(store.page("alice", limit=10)) == (six[::-1], False)
-    assert ids(store.page("alice", limit=6)) == (six[::-1], False)
-    assert ids(store.page("alice", limit=2)) == ([six[5], six[4]], True)
-    assert ids(store.page("carol", limit=2)) == ([], False)
+    assert ids(store.index.page("alice", limit=10)) == (six[::-1], False)
+    assert ids(store.index.page("alice", limit=6)) == (six[::-1], False)
+    assert ids(store.index.page("alice", limit=2)) == ([six[5], six[4]], True)
+    assert ids(store.index.page("carol", limit=2)) == ([], False)
 
 
 def test_page_older_than(store: PredictionStore, six: list[str]) -> None:
-    assert ids(store.page("alice", limit=2, older_than=six[4])) == ([six[3], six[2]], True)
-    assert ids(store.page("alice", limit=2, older_than=six[1])) == ([six[0]], False)
-    assert ids(store.page("alice", limit=2, older_than=six[0])) == ([], False)
+    assert ids(store.index.page("alice", limit=2, older_than=six[4])) == ([six[3], six[2]], True)
+    assert ids(store.index.page("alice", limit=2, older_than=six[1])) == ([six[0]], False)
+    assert ids(store.index.page("alice", limit=2, older_than=six[0])) == ([], False)
 
 
 def test_page_newer_than(store: PredictionStore, six: list[str]) -> None:
-    assert ids(store.page("alice", limit=2, newer_than=six[1])) == ([six[3], six[2]], True)
-    assert ids(store.page("alice", limit=2, newer_than=six[3])) == ([six[5], six[4]], False)
-    assert ids(store.page("alice", limit=2, newer_than=six[5])) == ([], False)
+    assert ids(store.index.page("alice", limit=2, newer_than=six[1])) == ([six[3], six[2]], True)
+    assert ids(store.index.page("alice", limit=2, newer_than=six[3])) == ([six[5], six[4]], False)
+    assert ids(store.index.page("alice", limit=2, newer_than=six[5])) == ([], False)
 
 
 @pytest.mark.parametrize("chunk", [2, 100])
 def test_page_filters_by_status(
     store: PredictionStore, six: list[str], monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(store_module, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(listing, "SCAN_CHUNK", chunk)
     for prediction_id in (six[0], six[2], six[3]):
         store.claim(prediction_id, "t", ready=True)
     store.finish(six[2], "t", Status.SUCCEEDED)
-    assert ids(store.page("alice", limit=5, statuses={Status.STARTED})) == ([six[3], six[0]], False)
-    assert ids(store.page("alice", limit=1, statuses={Status.STARTED})) == ([six[3]], True)
+    assert ids(store.index.page("alice", limit=5, statuses={Status.STARTED})) == ([six[3], six[0]], False)
+    assert ids(store.index.page("alice", limit=1, statuses={Status.STARTED})) == ([six[3]], True)
     both = {Status.SUCCEEDED, Status.PENDING}
-    assert ids(store.page("alice", limit=2, statuses=both, older_than=six[5])) == ([six[4], six[2]], True)
-    assert ids(store.page("alice", limit=9, statuses={Status.FAILED})) == ([], False)
+    assert ids(store.index.page("alice", limit=2, statuses=both, older_than=six[5])) == (
+        [six[4], six[2]],
+        True,
+    )
+    assert ids(store.index.page("alice", limit=9, statuses={Status.FAILED})) == ([], False)
 
 
 @pytest.mark.parametrize("chunk", [2, 100])
@@ -460,9 +463,9 @@ def test_page_skips_and_unindexes_expired_records(
     store: PredictionStore, client: fakeredis.FakeRedis, six: list[str], monkeypatch: pytest.MonkeyPatch,
     chunk: int,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(store_module, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(listing, "SCAN_CHUNK", chunk)
     client.delete(keys.prediction(six[4]), keys.prediction(six[3]))
-    assert ids(store.page("alice", limit=3)) == ([six[5], six[2], six[1]], True)
+    assert ids(store.index.page("alice", limit=3)) == ([six[5], six[2], six[1]], True)
     assert client.zscore(keys.owner_predictions("alice"), six[4]) is None
     assert client.zscore(keys.owner_predictions("alice"), six[3]) is None
     assert client.zcard(keys.owner_predictions("alice")) == 4
@@ -483,25 +486,25 @@ def test_append_event(
     store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
 ) -> None:
     prediction = new(store)
-    first = store.append_event(prediction.id, "output", "Hello")
-    second = store.append_event(prediction.id, "output", {"text": " world"})
+    first = store.events.append(prediction.id, "output", "Hello")
+    second = store.events.append(prediction.id, "output", {"text": " world"})
     assert first.count("-") == second.count("-") == 1
-    assert store.events_after(prediction.id, None) == [
+    assert store.events.after(prediction.id, None) == [
         StoredEvent(first, "output", '"Hello"'),
         StoredEvent(second, "output", json.dumps({"text": " world"})),
     ]
-    assert [e.id for e in store.events_after(prediction.id, first)] == [second]
-    assert store.events_after(prediction.id, second) == []
-    assert len(store.events_after(prediction.id, None, count=1)) == 1
+    assert [e.id for e in store.events.after(prediction.id, first)] == [second]
+    assert store.events.after(prediction.id, second) == []
+    assert len(store.events.after(prediction.id, None, count=1)) == 1
     assert client.ttl(keys.prediction_events(prediction.id)) > 0
     assert updates() == [f"{prediction.id} {EVENT_NOTE}"] * 2
 
 
 def test_streamed_create_opens_the_event_log(store: PredictionStore) -> None:
     streamed, plain = new(store, stream=True, init_event='{"id": 1}'), new(store)
-    assert [(e.event, e.data) for e in store.events_after(streamed.id, None)] == [("init", '{"id": 1}')]
-    assert (store.has_events(streamed.id), store.has_events(plain.id)) == (True, False)
-    assert store.events_after(plain.id, None) == []
+    assert [(e.event, e.data) for e in store.events.after(streamed.id, None)] == [("init", '{"id": 1}')]
+    assert (store.events.exists(streamed.id), store.events.exists(plain.id)) == (True, False)
+    assert store.events.after(plain.id, None) == []
 
 
 @pytest.mark.parametrize(
@@ -513,9 +516,9 @@ def test_finishing_a_streamed_prediction_ends_its_event_log(
 ) -> None:
     prediction = new(store, stream=True, init_event="{}")
     store.claim(prediction.id, "t1", ready=True)
-    store.append_event(prediction.id, "output", "x")
+    store.events.append(prediction.id, "output", "x")
     assert store.finish(prediction.id, "t1", outcome)
-    events = store.events_after(prediction.id, None)
+    events = store.events.after(prediction.id, None)
     assert [e.event for e in events] == ["init", "output", terminal_event]
     assert [e.is_terminal for e in events] == [False, False, True]
     assert events[-1].data == ""
@@ -527,13 +530,13 @@ def test_abandoning_a_streamed_prediction_ends_its_event_log_with_an_error(
     prediction = new(store, stream=True, init_event="{}")
     lapse_queue_deadline(client, prediction.id)
     assert store.abandon_overdue(time.time()) == 1
-    assert [e.event for e in store.events_after(prediction.id, None)] == ["init", "error"]
+    assert [e.event for e in store.events.after(prediction.id, None)] == ["init", "error"]
 
 
 def test_finishing_an_unstreamed_prediction_writes_no_events(store: PredictionStore) -> None:
     prediction = claimed(store, "t1")
     store.finish(prediction.id, "t1", Status.SUCCEEDED)
-    assert not store.has_events(prediction.id)
+    assert not store.events.exists(prediction.id)
 
 
 def test_finished_logs_and_events_expire_with_the_record(
@@ -541,7 +544,7 @@ def test_finished_logs_and_events_expire_with_the_record(
 ) -> None:
     prediction = claimed(store, "t1")
     store.append_log(prediction.id, "line\n")
-    store.append_event(prediction.id, "output", "x")
+    store.events.append(prediction.id, "output", "x")
     store.finish(prediction.id, "t1", Status.SUCCEEDED)
     retention = store.settings.retention
     for key in (keys.prediction, keys.prediction_logs, keys.prediction_events):

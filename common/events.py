@@ -1,0 +1,76 @@
+"""Each prediction's event log: an ordered Redis stream of ``init``, ``output`` chunks, ``done``/``error``.
+
+The store's scripts write ``init`` (at create) and the terminal event (in the
+same step as the terminal status); adapters append ``output`` chunks through
+their context. Readers follow it through the updates channel, where every
+append is announced as ``<id> event``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from common import keys
+from common.config import Settings
+
+EVENT_NOTE = "event"
+"""The note published on the updates channel when a prediction's event log grows."""
+
+TERMINAL_EVENTS = frozenset({"done", "error"})
+"""Event types that end a prediction's event log."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One entry of a prediction's event log; ``data`` is JSON, empty for terminal events
+    (whose data is the finished prediction, rendered when sent)."""
+
+    id: str
+    event: str
+    data: str
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether this event ends the log."""
+        return self.event in TERMINAL_EVENTS
+
+
+class EventLog:
+    """Appends to and reads predictions' event logs."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self._ttl = settings.live_ttl
+
+    def append(self, prediction_id: str, event: str, data: Any) -> str:
+        """Appends an event to the prediction's log and tells its followers; returns its id."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(keys.prediction_events(prediction_id), {"event": event, "data": json.dumps(data)})
+        pipe.expire(keys.prediction_events(prediction_id), self._ttl)
+        pipe.publish(keys.updates_channel(), f"{prediction_id} {EVENT_NOTE}")
+        event_id, _, _ = pipe.execute()
+        return str(event_id)
+
+    def after(self, prediction_id: str, after: str | None, count: int = 100) -> list[StoredEvent]:
+        """Up to ``count`` events after the event id ``after`` (or from the start)."""
+        start = f"({after}" if after else "-"
+        found = self.redis.xrange(keys.prediction_events(prediction_id), start, "+", count=count)
+        return _events(found)
+
+    def last(self, prediction_id: str) -> StoredEvent | None:
+        """The newest event (the terminal one, once the prediction ended)."""
+        found = _events(self.redis.xrevrange(keys.prediction_events(prediction_id), "+", "-", count=1))
+        return found[0] if found else None
+
+    def exists(self, prediction_id: str) -> bool:
+        """Whether the prediction's event log still exists (it expires with the record)."""
+        return bool(self.redis.exists(keys.prediction_events(prediction_id)))
+
+
+def _events(found: Any) -> list[StoredEvent]:
+    entries = cast(list[tuple[str, dict[str, str]]], found or [])
+    return [StoredEvent(event_id, fields["event"], fields["data"]) for event_id, fields in entries]

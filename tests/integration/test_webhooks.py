@@ -1,0 +1,149 @@
+"""Webhooks to a real HTTP receiver: every status in order, signed, retried, and SSRF-safe."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import wriftai
+from wriftai import WebhookSignatureMismatchError
+
+from common.embedded_redis import free_port
+from common.launcher import Launcher
+from tests.conftest import KEYS, base_env
+from tests.integration.conftest import Stack
+
+SECRET = "whsec-test"
+TERMINAL = {"succeeded", "failed", "cancelled", "abandoned"}
+LIFECYCLE = ["pending", "starting", "started", "succeeded"]
+
+
+@dataclass
+class Receiver:
+    """Records every POST; fails the first ``failures`` of them with a 503."""
+
+    url: str
+    failures: int = 0
+    deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    attempts: int = 0
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_terminal(self, timeout: float = 30.0) -> list[tuple[dict[str, str], bytes]]:
+        """Blocks until the delivery of a terminal status arrived; returns every delivery."""
+
+        def ended() -> bool:
+            return bool(self.deliveries) and json.loads(self.deliveries[-1][1])["status"] in TERMINAL
+
+        with self.changed:
+            assert self.changed.wait_for(ended, timeout), self.deliveries
+            return list(self.deliveries)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback, for one test."""
+    found = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with found.changed:
+                found.attempts += 1
+                fail = found.attempts <= found.failures
+                if not fail:
+                    found.deliveries.append((dict(self.headers), body))
+                found.changed.notify_all()
+            self.send_response(503 if fail else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    found.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield found
+    server.shutdown()
+    server.server_close()
+
+
+def _statuses(deliveries: list[tuple[dict[str, str], bytes]]) -> list[str]:
+    return [json.loads(body)["status"] for _, body in deliveries]
+
+
+def _in_order(statuses: list[str]) -> bool:
+    """Every status change once, in lifecycle order (``starting`` only on a cold model load)."""
+    return statuses in (LIFECYCLE, [s for s in LIFECYCLE if s != "starting"])
+
+
+def test_every_status_change_arrives_in_order_signed_and_verifiable(
+    alice: wriftai.Client, receiver: Receiver
+) -> None:
+    done = alice.predictions.create(
+        model="inferq/echo",
+        input={"prompt": "hooked", "delay_s": 0.2},
+        webhook={"url": receiver.url, "secret": SECRET},
+        wait=True,
+    )
+
+    deliveries = receiver.wait_for_terminal()
+    assert _in_order(_statuses(deliveries)), _statuses(deliveries)
+    for headers, body in deliveries:
+        header = headers["wriftai-webhook-signature"]
+        wriftai.verify_webhook(body, header, SECRET)  # raises unless genuine
+        with pytest.raises(WebhookSignatureMismatchError):
+            wriftai.verify_webhook(body, header, "the-wrong-secret")
+    last = json.loads(deliveries[-1][1])
+    assert last == {**done, "logs": last["logs"]}  # the same shape as GET
+    assert last["output"] == "hooked"
+
+
+def test_deliveries_are_retried_after_failures(alice: wriftai.Client, receiver: Receiver) -> None:
+    receiver.failures = 2
+    alice.predictions.create(
+        model="inferq/echo", input={"prompt": "retry me"}, webhook={"url": receiver.url}, wait=True
+    )
+
+    deliveries = receiver.wait_for_terminal()
+    assert receiver.attempts == 2 + len(deliveries)  # two failures, then each status change once
+    assert _in_order(_statuses(deliveries)), _statuses(deliveries)
+    assert "wriftai-webhook-signature" not in deliveries[0][0]  # no secret, no signature
+
+
+def test_a_webhook_without_secret_or_with_null_secret(alice: wriftai.Client, receiver: Receiver) -> None:
+    alice.predictions.create(
+        model="inferq/echo", input={"prompt": "x"}, webhook={"url": receiver.url, "secret": None}, wait=True
+    )
+    assert _statuses(receiver.wait_for_terminal())[-1] == "succeeded"
+
+
+def test_private_addresses_are_refused_by_default(tmp_path: Path, stack: Stack) -> None:
+    env = base_env(stack.env["INFERQ_REDIS_URL"], tmp_path)
+    env.pop("INFERQ_WEBHOOK_ALLOW_PRIVATE")
+    launcher = Launcher(env, log_dir=tmp_path)
+    try:
+        base = launcher.start_api("127.0.0.1", free_port())
+        headers = {"Authorization": f"Bearer {KEYS['alice']}"}
+        for url in (
+            "http://127.0.0.1:9/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/hook",
+            "http://[::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://localhost/hook",
+            "http://0.0.0.0/hook",
+        ):
+            body = {"model": "inferq/echo", "input": {"prompt": "x"}, "webhook": {"url": url}}
+            response = httpx.post(f"{base}/v1/predictions", json=body, headers=headers)
+            assert response.status_code == 422, url
+            assert response.json()["detail"][0]["loc"] == ["body", "webhook", "url"]
+    finally:
+        launcher.stop_all()
