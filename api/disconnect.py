@@ -36,7 +36,9 @@ def disconnect_watch(on_disconnect: Callable[[], None]) -> Iterator[None]:
     try:
         yield
     finally:
-        watcher.kill(block=False)
+        # Wait for it to die: gunicorn reads the next keep-alive request from this
+        # socket right after, and gevent allows one reader per socket at a time.
+        watcher.kill(block=True, timeout=1.0)
 
 
 def _gevent_spawn() -> Callable[..., Any] | None:

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from typing import Any, cast
@@ -57,6 +57,19 @@ class CancelOutcome(StrEnum):
     """It was not running, and is now cancelled."""
     REQUESTED = "requested"
     """It is running; its worker was told to stop."""
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a claimed prediction ends: what :meth:`PredictionStore.finish_all` writes."""
+
+    prediction_id: str
+    token: str
+    status: Status
+    output: Any = None
+    error: PredictionError | None = None
+    metrics: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,17 +229,20 @@ class PredictionStore:
         fields = dict(zip(result[1::2], result[2::2], strict=True))
         return Claim(outcome, Prediction.from_hash(fields))
 
-    def take_hints(self, model: ModelRef, count: int, wait: float) -> list[Hint]:
-        """Takes up to ``count`` hints of queued predictions of ``model``, waiting up to ``wait`` s for some.
+    def take_hints(self, model: ModelRef, count: int, wait: float, gap: float) -> list[Hint]:
+        """Takes up to ``count`` hints of queued predictions of ``model``.
 
-        Hints can be stale (the prediction already ran) or lost (a worker died
-        holding them): a hinted prediction also has its own task message, so a
-        hint is only ever a chance to run it sooner, in a batch.
+        While hints keep arriving less than ``gap`` seconds apart (a burst of
+        requests), it keeps taking them, for at most ``wait`` seconds in all; a
+        quiet gap ends the batch. Hints can be stale (the prediction already
+        ran) or lost (a worker died holding them): a hinted prediction also has
+        its own task message, so a hint is only ever a chance to run it sooner,
+        in a batch.
         """
         lane = keys.batch_lane(model.key)
         deadline = time.monotonic() + wait
         raw = cast(list[str], self.redis.lpop(lane, count) or [])
-        while len(raw) < count and (remaining := deadline - time.monotonic()) > 0.001:
+        while len(raw) < count and (remaining := min(gap, deadline - time.monotonic())) > 0.0005:
             popped = cast(tuple[str, str] | None, self.redis.blpop([lane], timeout=remaining))
             if popped is None:
                 break
@@ -303,21 +319,29 @@ class PredictionStore:
         Raises:
             ValueError: When ``status`` is not terminal.
         """
-        if not status.is_terminal:
-            raise ValueError(f"finish needs a terminal status, not {status}")
-        flat = [str(item) for pair in (timings or {}).items() for item in (pair[0], repr(pair[1]))]
-        return bool(
+        ending = Ending(prediction_id, token, status, output, error, metrics, timings or {})
+        return self.finish_all([ending])[0]
+
+    def finish_all(self, endings: Sequence[Ending]) -> list[bool]:
+        """Ends several claimed predictions (a batch) in one round trip; see :meth:`finish`."""
+        pipe = self.redis.pipeline(transaction=False)
+        for ending in endings:
+            if not ending.status.is_terminal:
+                raise ValueError(f"finish needs a terminal status, not {ending.status}")
+            flat = [str(item) for pair in ending.timings.items() for item in (pair[0], repr(pair[1]))]
+            error = json.dumps(ending.error.to_dict()) if ending.error else ""
             self._run(
                 "finish",
-                prediction_id,
-                token,
-                status.value,
-                json.dumps(output),
-                json.dumps(error.to_dict()) if error else "",
-                json.dumps(metrics),
+                ending.prediction_id,
+                ending.token,
+                ending.status.value,
+                json.dumps(ending.output),
+                error,
+                json.dumps(ending.metrics),
                 *flat,
+                client=pipe,
             )
-        )
+        return [bool(ended) for ended in pipe.execute()]
 
     def append_log(self, prediction_id: str, text: str) -> None:
         """Appends to the prediction's logs, which expire with the record."""

@@ -24,7 +24,7 @@ from common.catalog import Catalog, ModelVersion, load_adapter_class
 from common.config import Settings
 from common.errors import ConfigError, ModelNotFound, PredictionCancelled
 from common.records import ErrorSource, Prediction, PredictionError, Status
-from common.store import ClaimOutcome, PredictionStore
+from common.store import ClaimOutcome, Ending, PredictionStore
 from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
 from workers.supervisor import Supervisor, Watch, run_time_exceeded
@@ -34,8 +34,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 32
 """Predictions per forward pass of a batching adapter, unless its options say ``max_batch_size``."""
 
-DEFAULT_BATCH_WAIT_MS = 5.0
-"""Milliseconds a batch waits to fill up, unless its options say ``max_batch_wait_ms``."""
+DEFAULT_BATCH_WAIT_MS = 25.0
+"""Milliseconds a batch may wait to fill up, at most, unless its options say ``max_batch_wait_ms``."""
+
+DEFAULT_BATCH_GAP_MS = 3.0
+"""Milliseconds without a new request that end a batch early, unless its options say ``batch_gap_ms``."""
 
 
 @dataclass
@@ -105,8 +108,7 @@ class Runner:
                 if isinstance(adapter, BatchAdapter):
                     members += self._gather(stack, version, first)
                 self._execute(adapter, version, members)
-        for member in members:
-            self._record(member)
+        self._record(members)
 
     def _claim(self, prediction_id: str, model_key: str) -> Member | None:
         token = uuid.uuid4().hex
@@ -176,11 +178,13 @@ class Runner:
 
     def _gather(self, stack: ExitStack, version: ModelVersion, first: Member) -> list[Member]:
         """Claims other queued predictions of ``version``, up to its batch size and wait."""
-        size = int(version.options.get("max_batch_size", DEFAULT_BATCH_SIZE))
-        wait = float(version.options.get("max_batch_wait_ms", DEFAULT_BATCH_WAIT_MS)) / 1000
+        options = version.options
+        size = int(options.get("max_batch_size", DEFAULT_BATCH_SIZE))
+        wait = float(options.get("max_batch_wait_ms", DEFAULT_BATCH_WAIT_MS)) / 1000
+        gap = float(options.get("batch_gap_ms", DEFAULT_BATCH_GAP_MS)) / 1000
         if size <= 1:
             return []
-        hints = self.store.take_hints(version.ref, size - 1, wait)
+        hints = self.store.take_hints(version.ref, size - 1, wait, gap)
         hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
         others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
         for member in others:
@@ -254,28 +258,36 @@ class Runner:
             return Outcome(Status.FAILED, error=run_time_exceeded(self.settings.max_run_time))
         return Outcome(Status.CANCELLED)
 
-    def _record(self, member: Member) -> None:
-        prediction_id = member.prediction.id
-        if member.ctx.stop_reason is StopReason.LOST:
-            logger.warning("prediction %s was taken over by another worker; result discarded", prediction_id)
-            return
-        outcome = member.outcome or Outcome(
-            Status.FAILED, error=external_error("The prediction did not run.")
-        )
-        metrics: dict[str, Any] = dict(member.ctx.metrics)
-        if "execution_time" in member.timings:
-            metrics["predict_time"] = round(member.timings["execution_time"], 6)
-        ended = self.store.finish(
-            prediction_id,
-            member.token,
-            outcome.status,
-            output=outcome.output,
-            error=outcome.error,
-            metrics=metrics,
-            timings=member.timings,
-        )
-        logger.info("prediction %s %s%s", prediction_id, outcome.status, "" if ended else " (not recorded)")
-        self._announce(member.prediction)
+    def _record(self, members: list[Member]) -> None:
+        """Writes every member's outcome in one round trip (a member whose claim was lost writes nothing)."""
+        endings = []
+        for member in members:
+            if member.ctx.stop_reason is StopReason.LOST:
+                logger.warning(
+                    "prediction %s was taken over by another worker; discarded", member.prediction.id
+                )
+                continue
+            outcome = member.outcome or Outcome(Status.FAILED, error=external_error("It did not run."))
+            metrics: dict[str, Any] = dict(member.ctx.metrics)
+            if "execution_time" in member.timings:
+                metrics["predict_time"] = round(member.timings["execution_time"], 6)
+            endings.append(
+                Ending(
+                    member.prediction.id,
+                    member.token,
+                    outcome.status,
+                    outcome.output,
+                    outcome.error,
+                    metrics,
+                    member.timings,
+                )
+            )
+        for ending, ended in zip(endings, self.store.finish_all(endings), strict=True):
+            logger.info(
+                "prediction %s %s%s", ending.prediction_id, ending.status, "" if ended else " (not recorded)"
+            )
+        for member in members:
+            self._announce(member.prediction)
 
     def _announce(self, prediction: Prediction) -> None:
         """Asks for the prediction's webhooks at once (recovery would, within a second or so)."""

@@ -191,3 +191,32 @@ def test_minilm_matches_sentence_transformers_and_ranks_similarity(
     similar, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert similar > unrelated + 0.3
     assert result.usage.prompt_tokens > 0
+
+
+def test_concurrent_keep_alive_clients_all_get_answers(stack: Stack) -> None:
+    """Regression: a waiting request watches its socket for a hang-up; the watch must be over
+    before the server reads the next request on the same connection."""
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    address = urlparse(stack.base_url)
+    statuses: list[int] = []
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+        headers = {"Authorization": f"Bearer {KEYS['alice']}", "Content-Type": "application/json"}
+        for i in range(6):
+            body = json.dumps({"model": "inferq/hash-embed", "input": f"request {i}"})
+            connection.request("POST", "/v1/embeddings", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [200] * 48

@@ -1,0 +1,136 @@
+"""Embedding throughput: inferq serving MiniLM to 32 concurrent clients versus raw sentence-transformers.
+
+In one run, alternating: the raw model's ``SentenceTransformer.encode(batch_size=32)``
+sentences per second over the same sentences, and inferq's served sentences per
+second with 32 concurrent clients each sending one sentence per request to
+``/v1/embeddings`` (one prefork worker process; dynamic batching gathers them).
+Prints the ratio (goal: served / raw >= 0.8). Needs the embeddings extra.
+
+    python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import inspect
+import json
+import statistics
+import sys
+import threading
+import time
+
+from harness import API_KEY, free_port, stack
+
+MODEL = "sentence-transformers/all-minilm-l6-v2"
+GOAL = 0.8
+
+
+def sentences(count: int) -> list[str]:
+    """Realistic English sentences: first lines of standard-library docstrings."""
+    import collections
+    import email
+    import json as json_module
+    import logging
+    import os
+    import pathlib
+    import threading as threading_module
+
+    found: list[str] = []
+    for module in (
+        collections,
+        email,
+        json_module,
+        logging,
+        os,
+        pathlib,
+        threading_module,
+        inspect,
+        statistics,
+    ):
+        for _, member in inspect.getmembers(module):
+            doc = inspect.getdoc(member) or ""
+            line = doc.strip().split("\n")[0].strip()
+            if 30 <= len(line) <= 200 and line not in found:
+                found.append(line)
+    return [found[i % len(found)] for i in range(count)]
+
+
+def raw_rate(model: object, texts: list[str]) -> float:
+    """Sentences per second of ``model.encode(texts, batch_size=32)``."""
+    started = time.perf_counter()
+    model.encode(texts, batch_size=32, normalize_embeddings=True)  # type: ignore[attr-defined]
+    return len(texts) / (time.perf_counter() - started)
+
+
+def served_rate(port: int, texts: list[str], clients: int) -> float:
+    """Sentences per second served to ``clients`` concurrent clients, one sentence per request."""
+    lock = threading.Lock()
+    pending = list(enumerate(texts))
+    failures: list[str] = []
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+        while True:
+            with lock:
+                if not pending:
+                    return
+                _, text = pending.pop()
+            body = json.dumps({"model": MODEL, "input": text, "encoding_format": "base64"})
+            connection.request("POST", "/v1/embeddings", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                failures.append(payload.decode()[:200])
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert not failures, failures[:3]
+    return len(texts) / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sentences", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args()
+    from sentence_transformers import SentenceTransformer
+
+    from workers.adapters.minilm_files import model_files
+
+    texts = sentences(args.sentences)
+    model = SentenceTransformer(str(model_files().directory), device="cpu")
+    with stack() as s:
+        port = free_port()
+        s.launcher.start_api("127.0.0.1", port)
+        s.launcher.start_worker(["sentence-transformers.all-minilm-l6-v2"])
+        served_rate(port, texts[: args.clients * 2], args.clients)  # warm up both paths
+        raw_rate(model, texts[:64])
+        raw, served = [], []
+        for _ in range(args.rounds):
+            raw.append(raw_rate(model, texts))
+            served.append(served_rate(port, texts, args.clients))
+    raw_median, served_median = statistics.median(raw), statistics.median(served)
+    ratio = served_median / raw_median
+
+    def rounds(rates: list[float]) -> str:
+        return ", ".join(f"{rate:.0f}" for rate in rates)
+
+    print(f"raw encode(batch_size=32): {raw_median:.1f} sentences/s (rounds: {rounds(raw)})")
+    print(f"inferq, {args.clients} clients:     {served_median:.1f} sentences/s (rounds: {rounds(served)})")
+    verdict = "meets" if ratio >= GOAL else "misses"
+    print(f"embeddings: inferq/raw throughput {ratio:.2f} ({verdict} the goal of >= {GOAL})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
