@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -14,7 +15,13 @@ from flask import Flask, Response, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from common.errors import InferqError, PredictionOutcomeError, RequestValidationError, ServiceUnavailable
+from common.errors import (
+    InferqError,
+    PredictionOutcomeError,
+    QueueFull,
+    RequestValidationError,
+    ServiceUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +83,9 @@ def _headers(e: InferqError) -> dict[str, str]:
     headers = {}
     if isinstance(e, ServiceUnavailable):
         headers["Retry-After"] = str(e.retry_after)
+    if isinstance(e, QueueFull):
+        headers["Retry-After"] = str(e.retry_after)
+        headers["x-ratelimit-reset"] = str(int(time.time()) + e.retry_after)
     if isinstance(e, PredictionOutcomeError):
         headers["x-prediction-id"] = e.prediction_id
         headers["x-should-retry"] = "true" if e.retryable else "false"

@@ -10,6 +10,7 @@ from typing import Any
 
 from api.pagination import NEWER, OLDER, Cursor
 from api.services import Services
+from common import logs
 from common.catalog import ModelVersion
 from common.errors import Conflict, NotFound, RequestValidationError
 from common.ids import new_prediction_id
@@ -41,8 +42,8 @@ def build(
     webhook: dict[str, Any] | None = None,
     stream: bool = False,
 ) -> Prediction:
-    """A new pending prediction of ``version`` (not stored yet)."""
-    return Prediction(
+    """A new pending prediction of ``version`` (not stored yet); this request's logs now name it."""
+    prediction = Prediction(
         id=new_prediction_id(),
         owner=owner,
         model=version.ref,
@@ -54,13 +55,16 @@ def build(
         webhook=webhook,
         stream=stream,
     )
+    logs.prediction_id.set(prediction.id)
+    return prediction
 
 
 def submit(services: Services, prediction: Prediction, version: ModelVersion) -> None:
     """Stores ``prediction`` and queues its task, atomically; opens its event log if it streams."""
     message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
     init = json.dumps(render(prediction)) if prediction.stream else ""
-    services.store.create(prediction, message, init, batched=version.batching)
+    depth = int(version.options.get("max_queue_depth", services.settings.max_queue_depth))
+    services.store.create(prediction, message, init, batched=version.batching, max_queue_depth=depth)
 
 
 def create(

@@ -31,7 +31,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     prefetch 1 stops one worker hoarding queued predictions; pool processes get
     ten minutes to load their models; the visibility timeout stays above the
     longest legitimate run (dead workers are recovered by lease expiry long
-    before it).
+    before it). A stopping worker (SIGTERM: a warm shutdown) lets running
+    predictions finish for up to ``INFERQ_SHUTDOWN_GRACE`` seconds, then stops
+    them (``workers.__main__``), and they go back to the queue.
     """
     broker = settings.required_redis_url
     transport = {"visibility_timeout": settings.visibility_timeout}
@@ -50,7 +52,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
-        "worker_enable_remote_control": False,
+        "worker_enable_remote_control": settings.celery_events,
+        "worker_send_task_events": settings.celery_events,
+        "task_send_sent_event": settings.celery_events,
         "task_default_queue": "inferq.default",
     }
 

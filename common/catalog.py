@@ -51,6 +51,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "sketch": "workers.adapters.sketch:SketchAdapter",
     "hash-embed": "workers.adapters.embeddings:HashEmbedAdapter",
     "minilm": "workers.adapters.embeddings:MiniLMAdapter",
+    "diffusers": "workers.adapters.diffusers_pipeline:DiffusersAdapter",
 }
 """Short adapter names usable in the models file, and the classes they stand for."""
 

@@ -21,7 +21,7 @@ from common.catalog import Catalog
 from common.config import Settings, describe_settings
 from common.embedded_redis import EmbeddedRedis
 from common.errors import ConfigError
-from common.launcher import Launcher, api_command, worker_command
+from common.launcher import Launcher, api_command, metrics_directory, worker_command
 
 DEV_OWNER = "dev"
 """Owner of the development key ``inferq up`` creates when no keys are configured."""
@@ -51,7 +51,8 @@ def run_api(args: argparse.Namespace) -> int:
     settings = _settings()
     if not settings.redis_url or not settings.api_keys:
         sys.exit("inferq api: set INFERQ_REDIS_URL and INFERQ_API_KEYS (or use `inferq up`)")
-    command = api_command(args.host, args.port, args.workers)
+    metrics_dir = metrics_directory(settings.data_dir / "metrics" / str(args.port))
+    command = api_command(args.host, args.port, args.workers, metrics_dir)
     os.execv(command[0], command)
 
 

@@ -54,6 +54,37 @@ def _flag(raw: str) -> bool:
     raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
 
 
+def _whole(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number >= 0")
+    return value
+
+
+def _rate_limit(raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError as e:
+        raise ValueError(f"is not in the limits notation (e.g. 600/minute): {e}") from e
+    return raw.strip()
+
+
+def _log_format(raw: str) -> str:
+    if raw.strip().lower() not in {"json", "text"}:
+        raise ValueError("must be json or text")
+    return raw.strip().lower()
+
+
+def _log_level(raw: str) -> str:
+    if raw.strip().upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return raw.strip().upper()
+
+
 def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -126,6 +157,21 @@ class Settings:
     webhook_retry_window: float = _setting(
         "INFERQ_WEBHOOK_RETRY_WINDOW", _seconds, "seconds a failing webhook delivery is retried"
     )
+    rate_limit: str | None = _setting(
+        "INFERQ_RATE_LIMIT", _rate_limit, "requests per API key, e.g. 600/minute (unset: no limit)"
+    )
+    max_queue_depth: int = _setting(
+        "INFERQ_MAX_QUEUE_DEPTH", _whole, "queued tasks per model queue before creates get 429 (0: no limit)"
+    )
+    metrics_auth: bool = _setting("INFERQ_METRICS_AUTH", _flag, "require an API key for /metrics")
+    celery_events: bool = _setting(
+        "INFERQ_CELERY_EVENTS", _flag, "send Celery task events and answer remote control (for Flower)"
+    )
+    shutdown_grace: float = _setting(
+        "INFERQ_SHUTDOWN_GRACE", _seconds, "seconds a stopping worker lets running predictions finish"
+    )
+    log_format: str = _setting("INFERQ_LOG_FORMAT", _log_format, "json (default) or text")
+    log_level: str = _setting("INFERQ_LOG_LEVEL", _log_level, "DEBUG, INFO (default), WARNING or ERROR")
     sync_timeout: float = _setting(
         "INFERQ_SYNC_TIMEOUT", _seconds, "seconds an OpenAI-compatible call waits before it cancels"
     )
@@ -189,6 +235,13 @@ class Settings:
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
             "sync_timeout": 60.0,
+            "rate_limit": None,
+            "max_queue_depth": 1000,
+            "metrics_auth": False,
+            "celery_events": False,
+            "shutdown_grace": 30.0,
+            "log_format": "json",
+            "log_level": "INFO",
             "webhook_allow_private": False,
             "webhook_queue": "inferq.webhooks",
             "webhook_retry_window": 3600.0,

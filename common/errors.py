@@ -182,6 +182,22 @@ class LinkExpired(InferqError):
     code = "link_expired"
 
 
+class QueueFull(InferqError):
+    """The model's queue holds as many tasks as it may: the prediction was not accepted.
+
+    Attributes:
+        retry_after: Seconds the client should wait before retrying.
+    """
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(InferqError):
     """A backing service (Redis, the broker) cannot be reached right now.
 

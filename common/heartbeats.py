@@ -1,8 +1,9 @@
 """Worker liveness: a worker counts as live on its queues once a pool process has loaded its models.
 
 A pool process announces the worker when its models are loaded; from then on
-the worker's main process keeps the announcement fresh (and never creates
-it), so readiness means "can run a prediction now", not merely "started".
+the worker's main process keeps the announcement fresh (re-creating it if it
+vanished, say after a Redis restart), so readiness means "can run a prediction
+now", not merely "started".
 """
 
 from __future__ import annotations
@@ -23,25 +24,29 @@ class Heartbeat:
         self.store = store
         self.worker = worker
         self.queues = queues
+        self._announced = False
 
     def announce(self) -> None:
         """Marks this worker live on every one of its queues (a pool process, once its models loaded)."""
         self._write(refresh_only=False)
 
     def beat(self) -> None:
-        """Refreshes this worker's entries, if announced, and drops lapsed entries of others."""
-        self._write(refresh_only=True)
+        """Refreshes this worker's entries once a pool process announced it, and drops lapsed ones."""
+        refreshed = self._write(refresh_only=not self._announced)
+        self._announced = self._announced or refreshed
 
-    def _write(self, *, refresh_only: bool) -> None:
+    def _write(self, *, refresh_only: bool) -> bool:
         now = time.time()
         pipe = self.store.redis.pipeline(transaction=False)
         for queue in self.queues:
-            pipe.zadd(keys.worker_heartbeats(queue), {self.worker: now + HEARTBEAT_TTL}, xx=refresh_only)
+            entry = {self.worker: now + HEARTBEAT_TTL}
+            pipe.zadd(keys.worker_heartbeats(queue), entry, xx=refresh_only, ch=True)
             pipe.zremrangebyscore(keys.worker_heartbeats(queue), "-inf", now)
-        pipe.execute()
+        return any(pipe.execute()[::2])
 
     def retire(self) -> None:
-        """Removes this worker's entries (a clean shutdown)."""
+        """Removes this worker's entries (it is stopping), for good."""
+        self._announced = False
         pipe = self.store.redis.pipeline(transaction=False)
         for queue in self.queues:
             pipe.zrem(keys.worker_heartbeats(queue), self.worker)

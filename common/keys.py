@@ -55,6 +55,17 @@ def prediction_counts() -> str:
     return f"{PREFIX}:prediction-counts"
 
 
+def finished_counts() -> str:
+    """Hash of ``<owner/name> <status>`` to how many predictions of the model ended so."""
+    return f"{PREFIX}:stats:finished"
+
+
+def duration_histogram(name: str) -> str:
+    """Hash of a duration histogram (``wait`` or ``run``): ``<owner/name> <bucket bound>`` to counts,
+    plus ``<owner/name> sum`` and ``<owner/name> count``."""
+    return f"{PREFIX}:stats:{name}-seconds"
+
+
 def pending() -> str:
     """Sorted set of unclaimed prediction ids, scored by their queue deadline (unix seconds)."""
     return f"{PREFIX}:pending"
@@ -79,6 +90,11 @@ def cancel_channel() -> str:
 def batch_lane(model_version: str) -> str:
     """List of hints (``<id>\n<task message>``) of queued predictions of a batched ``owner/name:N``."""
     return f"{PREFIX}:lane:{model_version}"
+
+
+def rate_limit_prefix() -> str:
+    """Prefix of the rate limiter's counters (one per API key and window, kept by flask-limiter)."""
+    return f"{PREFIX}:ratelimit"
 
 
 def worker_heartbeats(queue: str) -> str:

@@ -8,9 +8,11 @@ and watches them, so it never imports the API or worker packages.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,12 +31,21 @@ READY_TIMEOUT = 60.0
 """Seconds a process gets to become ready."""
 
 
-def api_command(host: str, port: int, workers: int) -> list[str]:
+def metrics_directory(base: Path) -> Path:
+    """An empty directory for the API's Prometheus multiprocess files (stale ones skew counts)."""
+    if base.exists():
+        shutil.rmtree(base)
+    base.mkdir(parents=True)
+    return base
+
+
+def api_command(host: str, port: int, workers: int, metrics_dir: Path) -> list[str]:
     """The gunicorn command line of the API.
 
     gevent workers hold hundreds of waiting requests and open streams per
     process as cheap greenlets, where a thread-per-request server would cap
-    them at its thread count.
+    them at its thread count. ``metrics_dir`` lets gunicorn's processes share
+    their request metrics.
     """
     return [
         sys.executable, "-m", "gunicorn",
@@ -46,6 +57,7 @@ def api_command(host: str, port: int, workers: int) -> list[str]:
         "--graceful-timeout", "30",
         "--keep-alive", "75",
         "--no-control-socket",
+        "--env", f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}",
         "api:create_app()",
     ]  # fmt: skip
 
@@ -93,7 +105,9 @@ class Launcher:
 
     def start_api(self, host: str, port: int, workers: int = 1, name: str = "api") -> str:
         """Starts the API and returns its base URL once ``/healthz`` answers."""
-        process = self.start(name, api_command(host, port, workers))
+        scratch = self.log_dir or Path(tempfile.gettempdir()) / f"inferq-{os.getpid()}"
+        metrics_dir = metrics_directory(scratch / f"metrics-{port}")
+        process = self.start(name, api_command(host, port, workers, metrics_dir))
         base = f"http://{host}:{port}"
         deadline = time.monotonic() + READY_TIMEOUT
         while True:

@@ -22,10 +22,11 @@ import redis
 
 from common import keys
 from common.config import Settings
-from common.errors import NotFound
+from common.errors import NotFound, QueueFull
 from common.events import EventLog
 from common.listing import OwnerIndex
 from common.records import ModelRef, Prediction, PredictionError, Status
+from common.stats import BUCKETS
 
 MessageBuilder = Callable[[str, ModelRef, str], str]
 """Builds the task message for ``(prediction id, model, queue)`` (see ``common.broker.TaskMessages``)."""
@@ -90,7 +91,8 @@ class Claim:
 
 def _load_script(name: str) -> str:
     lua = resources.files("common").joinpath("lua")
-    return lua.joinpath("prelude.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    prelude = lua.joinpath("prelude.lua").read_text().replace("{{BUCKETS}}", ", ".join(map(str, BUCKETS)))
+    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 
 class PredictionStore:
@@ -125,6 +127,9 @@ class PredictionStore:
             keys.prediction_events(prediction_id),
             keys.webhook_outbox(prediction_id),
             keys.webhooks_due(),
+            keys.finished_counts(),
+            keys.duration_histogram("wait"),
+            keys.duration_histogram("run"),
             *extra_keys,
         ]
         argv = [
@@ -139,7 +144,13 @@ class PredictionStore:
     # -- the API side -----------------------------------------------------------------
 
     def create(
-        self, prediction: Prediction, message: str, init_event: str = "", *, batched: bool = False
+        self,
+        prediction: Prediction,
+        message: str,
+        init_event: str = "",
+        *,
+        batched: bool = False,
+        max_queue_depth: int = 0,
     ) -> Prediction:
         """Stores a new pending prediction, indexes it for its owner and queues ``message``, atomically.
 
@@ -149,32 +160,37 @@ class PredictionStore:
             init_event: For a streamed prediction, the data (JSON) of the ``init`` event
                 that opens its event log.
             batched: Its version gathers predictions into batches: leave a hint in its lane.
+            max_queue_depth: Refuse when the queue already holds this many tasks (0: never).
 
         Returns:
             The record with ``created_at``/``updated_at`` set from the Redis clock.
+
+        Raises:
+            QueueFull: When the queue holds ``max_queue_depth`` tasks; nothing was stored.
         """
         fields = prediction.to_hash()
         for name in ("created_at", "updated_at"):
             fields.pop(name)
         flat = [item for pair in fields.items() for item in pair]
-        created = float(
-            self._run(
-                "create",
-                prediction.id,
-                int(self.settings.queue_deadline),
-                self._live_ttl,
-                message,
-                init_event,
-                *flat,
-                extra_keys=[
-                    keys.owner_predictions(prediction.owner),
-                    keys.celery_queue(prediction.queue),
-                    keys.prediction_counts(),
-                    *([keys.batch_lane(prediction.model.key)] if batched else []),
-                ],
-            )
+        created = self._run(
+            "create",
+            prediction.id,
+            int(self.settings.queue_deadline),
+            self._live_ttl,
+            message,
+            init_event,
+            max_queue_depth,
+            *flat,
+            extra_keys=[
+                keys.owner_predictions(prediction.owner),
+                keys.celery_queue(prediction.queue),
+                keys.prediction_counts(),
+                *([keys.batch_lane(prediction.model.key)] if batched else []),
+            ],
         )
-        prediction.created_at = prediction.updated_at = created
+        if created == "full":
+            raise QueueFull(f"The queue of {prediction.model.key} is full; retry shortly", retry_after=5)
+        prediction.created_at = prediction.updated_at = float(created)
         return prediction
 
     def prediction_counts(self) -> dict[str, int]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 from celery import signals
 
+from common import logs
 from common.broker import TaskMessages, make_celery
 from common.catalog import Catalog
 from common.config import Settings
@@ -36,16 +39,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=1, help="predictions run at once (processes)")
     parser.add_argument("--hostname", default=None, help="worker name (default: inferq-<pid>@<host>)")
-    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--loglevel", default=None, help="default: INFERQ_LOG_LEVEL")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Starts a prefork Celery worker on the given queues; returns its exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(os.environ)
+        logs.configure(settings.log_format, args.loglevel or settings.log_level)
         catalog = Catalog.load(settings.models_path)
         settings.required_redis_url  # noqa: B018 - fail before forking anything
     except ConfigError as e:
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         queues=queues,
         concurrency=args.concurrency,
         pool="prefork",
-        loglevel=args.loglevel,
+        loglevel=args.loglevel or settings.log_level,
         without_gossip=True,
         without_mingle=True,
         optimization="fair",
@@ -87,16 +90,42 @@ def _install_housekeeping(
         Heartbeat(runner.store, hostname, queues).announce()
         tune_gc()
 
+    tickers: list[Ticker] = []
+
     def on_ready(**_: Any) -> None:
-        Ticker("inferq-housekeeping", INTERVAL, [heartbeat.beat, recovery.run_once]).start()
+        tickers.append(Ticker("inferq-housekeeping", INTERVAL, [heartbeat.beat, recovery.run_once]).start())
         logger.info("worker %s ready on queues %s", hostname, ", ".join(queues))
 
-    def on_shutdown(**_: Any) -> None:
+    def on_shutting_down(how: str = "", **_: Any) -> None:
+        # Not live any more the moment it starts stopping.
+        for ticker in tickers:
+            ticker.stop()
         heartbeat.retire()
+        if how == "Warm":
+            _bound_warm_shutdown(settings.shutdown_grace)
 
     signals.worker_process_init.connect(on_process_init, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
-    signals.worker_shutdown.connect(on_shutdown, weak=False)
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)
+
+
+def _bound_warm_shutdown(grace: float) -> None:
+    """Escalates a warm shutdown (SIGTERM: running predictions may finish) to a cold one after ``grace``.
+
+    Predictions still running then lose their worker: Celery puts their
+    unacknowledged messages back, and in any case their leases lapse and
+    recovery queues them again, so none is lost.
+    """
+
+    def escalate() -> None:
+        logger.warning(
+            "predictions still running after %g s; stopping them (they go back to the queue)", grace
+        )
+        os.kill(os.getpid(), signal.SIGQUIT)
+
+    timer = threading.Timer(grace, escalate)
+    timer.daemon = True
+    timer.start()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from common import logs
 from common.broker import TaskMessages
 from common.catalog import Catalog, ModelVersion, load_adapter_class
 from common.config import Settings
@@ -96,6 +97,13 @@ class Runner:
     def run(self, prediction_id: str, model_key: str) -> None:
         """Runs ``prediction_id`` (and, for a batching version, others queued with it)
         unless another worker has it or it already ended."""
+        context = logs.prediction_id.set(prediction_id)
+        try:
+            self._run(prediction_id, model_key)
+        finally:
+            logs.prediction_id.reset(context)
+
+    def _run(self, prediction_id: str, model_key: str) -> None:
         first = self._claim(prediction_id, model_key)
         if first is None:
             return

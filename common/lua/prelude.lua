@@ -1,10 +1,15 @@
 -- Shared by every prediction script. Calling convention:
 --   KEYS[1] record hash, KEYS[2] pending zset, KEYS[3] leases zset,
---   KEYS[4] logs string, KEYS[5] events stream, KEYS[6] webhook outbox, KEYS[7] webhooks-due zset
+--   KEYS[4] logs string, KEYS[5] events stream, KEYS[6] webhook outbox, KEYS[7] webhooks-due zset,
+--   KEYS[8] finished counts, KEYS[9] wait histogram, KEYS[10] run histogram; a script's own keys
+--   follow from KEYS[STANDARD + 1].
 --   ARGV[1] prediction id, ARGV[2] updates channel, ARGV[3] cancel channel,
 --   ARGV[4] retention seconds; script-specific arguments follow from ARGV[5].
 local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, webhooks_due = KEYS[6], KEYS[7]
+local finished_counts, wait_histogram, run_histogram = KEYS[8], KEYS[9], KEYS[10]
+local STANDARD = 10
+local BUCKETS = {{{BUCKETS}}}  -- upper bounds, in seconds (common.stats.BUCKETS)
 local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local TERMINAL = {succeeded = true, failed = true, cancelled = true, abandoned = true}
@@ -38,6 +43,29 @@ local function notify_webhook(now)
   redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
+local function observe(histogram, model, seconds)
+  if seconds < 0 then seconds = 0 end
+  local bound = '+Inf'
+  for _, limit in ipairs(BUCKETS) do
+    if seconds <= limit then bound = tostring(limit); break end
+  end
+  redis.call('HINCRBY', histogram, model .. ' ' .. bound, 1)
+  redis.call('HINCRBYFLOAT', histogram, model .. ' sum', seconds)
+  redis.call('HINCRBY', histogram, model .. ' count', 1)
+end
+
+-- Counts the ending by model and status, and how long it waited for and ran on a worker.
+local function record_stats(now, status)
+  local m = cjson.decode(redis.call('HGET', record, 'model'))
+  local model = m['owner'] .. '/' .. m['name']
+  redis.call('HINCRBY', finished_counts, model .. ' ' .. status, 1)
+  local started = tonumber(redis.call('HGET', record, 'started_at') or '')
+  if started then
+    observe(wait_histogram, model, started - tonumber(redis.call('HGET', record, 'created_at')))
+    observe(run_histogram, model, now - started)
+  end
+end
+
 -- The only way a prediction reaches a terminal status; callers check it is not terminal yet.
 -- A streamed prediction's event log gets its terminal event (done, or error for failed and
 -- abandoned) in the same step, so a stream of a finished prediction always ends with one.
@@ -51,6 +79,7 @@ local function finish(now, status, output, err, metrics)
   end
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
+  record_stats(now, status)
   notify_webhook(now)
   expire_all(retention)
   redis.call('PUBLISH', updates_channel, id .. ' ' .. status)

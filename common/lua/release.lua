@@ -1,4 +1,4 @@
--- KEYS[8] the Celery queue's list. ARGV[5] queue deadline (s), ARGV[6] record ttl while
+-- KEYS[STANDARD + 1] the Celery queue's list. ARGV[5] queue deadline (s), ARGV[6] record ttl while
 -- queued again (s), ARGV[7] the task message to queue. Releases a claim whose lease lapsed
 -- (its worker died) and queues the prediction again, in one step. Returns 1 if it did.
 local lease = redis.call('ZSCORE', leases, id)
@@ -18,5 +18,5 @@ if redis.call('HGET', record, 'cancel_requested') == '1' then
 end
 redis.call('ZADD', pending, now + tonumber(ARGV[5]), id)
 expire_all(tonumber(ARGV[6]))
-redis.call('LPUSH', KEYS[8], ARGV[7])
+redis.call('LPUSH', KEYS[STANDARD + 1], ARGV[7])
 return 1

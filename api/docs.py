@@ -1,0 +1,124 @@
+"""The API description: OpenAPI 3.1 at ``/openapi.json``, generated from the schemas, and ``/docs``.
+
+The docs page is Swagger UI served from the installed ``swagger-ui-py``
+package, so it works with no internet access.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import swagger_ui
+from apispec import BasePlugin
+from flask import Blueprint, Flask, Response, send_from_directory
+from flask_smorest import Api
+
+from api.schemas.errors import ErrorBodySchema
+
+STATIC = Path(swagger_ui.__file__).with_name("static")
+"""Swagger UI's files, as shipped in the package."""
+
+SPEC_OPTIONS: dict[str, Any] = {
+    "API_TITLE": "inferq",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "/docs/static/",
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": (
+                "A self-hostable inference API: the WriftAI HTTP API (predictions, Prefer: wait, "
+                "cancellation, streams, webhooks) and the OpenAI-compatible images and embeddings endpoints."
+            )
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key"}}
+        },
+        "security": [{"bearer": []}],
+    },
+}
+"""flask-smorest's settings for the document and the docs page."""
+
+
+def _header(description: str, kind: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+COMMON_HEADERS = {
+    "x-request-id": _header("The request's id (the caller's X-Request-Id, if sane).", "string"),
+    "x-ratelimit-limit": _header("Requests allowed per window (with INFERQ_RATE_LIMIT).", "integer"),
+    "x-ratelimit-remaining": _header("Requests left in this window.", "integer"),
+    "x-ratelimit-reset": _header("When the window resets, in unix seconds.", "integer"),
+}
+"""Headers every ``/v1`` response may carry."""
+
+ERRORS = {
+    "400": "The body is not JSON (or nests too deep), or the request is refused (moderation, model).",
+    "401": "No API key, or an unknown one.",
+    "404": "No such prediction, model or version (or it belongs to someone else).",
+    "409": "The prediction's state forbids it (already finished; created without streaming).",
+    "413": "The body is larger than INFERQ_MAX_BODY_BYTES.",
+    "429": "Rate limited, or the model's queue is full; see x-ratelimit-reset and Retry-After.",
+    "503": "Redis is unreachable; see Retry-After.",
+    "504": "The model did not answer in time; the prediction was cancelled (x-should-retry: false).",
+}
+"""Failures documented on operations, each answering with the error body."""
+
+
+class InferqApi(Api):
+    """flask-smorest's Api, documenting inferq's error body."""
+
+    ERROR_SCHEMA = ErrorBodySchema
+
+
+ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
+class SharedResponses(BasePlugin):
+    """Adds what every operation shares to the document: headers, and the failures it may answer."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        """Completes each ``/v1`` operation's responses."""
+        if not path or not path.startswith("/v1") or not operations:
+            return
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for response in responses.values():
+                if isinstance(response, dict) and "$ref" not in response:
+                    response.setdefault("headers", {}).update(COMMON_HEADERS)
+            for status in _failures(path, method):
+                responses.setdefault(status, {"description": ERRORS[status], "content": ERROR_BODY})
+
+
+def _failures(path: str, method: str) -> list[str]:
+    statuses = ["401", "429", "503"]
+    if method == "post":
+        statuses += ["400", "413"]
+    if "{" in path or path.startswith("/v1/models") or method == "post":
+        statuses.append("404")
+    if path.endswith(("/cancel", "/stream")):
+        statuses.append("409")
+    if path in ("/v1/images/generations", "/v1/embeddings"):
+        statuses.append("504")
+    return statuses
+
+
+static = Blueprint("docs_static", __name__)
+
+
+@static.route("/docs/static/<path:filename>")
+def swagger_ui_file(filename: str) -> Response:
+    """One of Swagger UI's files (scripts, styles), from the installed package."""
+    return send_from_directory(STATIC, filename, max_age=3600)
+
+
+def configure(app: Flask) -> InferqApi:
+    """Sets up the document and the docs page; returns the Api to register blueprints on."""
+    app.config.update(SPEC_OPTIONS)
+    app.register_blueprint(static)
+    return InferqApi(app, spec_kwargs={"extra_plugins": [SharedResponses()]})
