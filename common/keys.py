@@ -108,3 +108,18 @@ def celery_queue(queue: str) -> str:
     Outside the ``inferq`` namespace because Celery workers consume it.
     """
     return queue
+
+
+def celery_unacked() -> str:
+    """Hash of the messages Celery workers have taken but not acknowledged (kombu's Redis transport)."""
+    return "unacked"
+
+
+def celery_unacked_index() -> str:
+    """Sorted set of those messages' delivery tags, scored by when they were taken (unix seconds)."""
+    return "unacked_index"
+
+
+def orphan_scan_lock() -> str:
+    """Held by the one process scanning for orphaned predictions in a round."""
+    return f"{PREFIX}:orphan-scan"

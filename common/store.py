@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from importlib import resources
 from typing import Any, cast
 
 import redis
@@ -25,11 +24,9 @@ from common.config import Settings
 from common.errors import NotFound, QueueFull
 from common.events import EventLog
 from common.listing import OwnerIndex
+from common.overdue import Overdue
 from common.records import ModelRef, Prediction, PredictionError, Status
-from common.stats import BUCKETS
-
-MessageBuilder = Callable[[str, ModelRef, str], str]
-"""Builds the task message for ``(prediction id, model, queue)`` (see ``common.broker.TaskMessages``)."""
+from common.scripts import Scripts
 
 
 class ClaimOutcome(StrEnum):
@@ -89,57 +86,20 @@ class Claim:
     prediction: Prediction | None = None
 
 
-def _load_script(name: str) -> str:
-    lua = resources.files("common").joinpath("lua")
-    prelude = lua.joinpath("prelude.lua").read_text().replace("{{BUCKETS}}", ", ".join(map(str, BUCKETS)))
-    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
-
-
 class PredictionStore:
     """Reads and writes prediction records; safe to share between threads and greenlets."""
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.redis = client
         self.settings = settings
-        self._scripts = {
-            name: client.register_script(_load_script(name))
-            for name in ("create", "claim", "started", "renew", "finish", "cancel", "release", "expire")
-        }
+        self._run = Scripts(client, settings)
         self._live_ttl = settings.live_ttl
         self.index = OwnerIndex(client)
         """Each owner's predictions, newest first."""
         self.events = EventLog(client, settings)
         """The predictions' event logs (which the scripts also write: init, done, error)."""
-
-    def _run(
-        self,
-        script: str,
-        prediction_id: str,
-        *args: Any,
-        extra_keys: Sequence[str] = (),
-        client: redis.client.Pipeline | None = None,
-    ) -> Any:
-        script_keys = [
-            keys.prediction(prediction_id),
-            keys.pending(),
-            keys.leases(),
-            keys.prediction_logs(prediction_id),
-            keys.prediction_events(prediction_id),
-            keys.webhook_outbox(prediction_id),
-            keys.webhooks_due(),
-            keys.finished_counts(),
-            keys.duration_histogram("wait"),
-            keys.duration_histogram("run"),
-            *extra_keys,
-        ]
-        argv = [
-            prediction_id,
-            keys.updates_channel(),
-            keys.cancel_channel(),
-            int(self.settings.retention),
-            *args,
-        ]
-        return self._scripts[script](keys=script_keys, args=argv, client=client)
+        self.overdue = Overdue(client, settings, self._run)
+        """What nobody is doing: lapsed leases, lost messages, missed queue deadlines."""
 
     # -- the API side -----------------------------------------------------------------
 
@@ -365,37 +325,3 @@ class PredictionStore:
         pipe.append(keys.prediction_logs(prediction_id), text)
         pipe.expire(keys.prediction_logs(prediction_id), self._live_ttl)
         pipe.execute()
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def release_lapsed(self, now: float, messages: MessageBuilder, limit: int = 100) -> list[str]:
-        """Queues again the predictions whose worker died (their lease lapsed).
-
-        Safe to run from many processes at once: each lapsed claim is released
-        (and its task queued again) by exactly one caller.
-
-        Returns:
-            The ids this call released.
-        """
-        released = []
-        for prediction_id in self._due_ids(keys.leases(), now, limit):
-            found = self.redis.hmget(keys.prediction(prediction_id), ["queue", "model"])
-            queue, model_json = cast(list[str | None], found)
-            if queue is None or model_json is None:
-                self.redis.zrem(keys.leases(), prediction_id)
-                continue
-            model = json.loads(model_json)
-            ref = ModelRef(model["owner"], model["name"], int(model["version_number"]))
-            message = messages(prediction_id, ref, queue)
-            args = (int(self.settings.queue_deadline), self._live_ttl, message)
-            if self._run("release", prediction_id, *args, extra_keys=[keys.celery_queue(queue)]):
-                released.append(prediction_id)
-        return released
-
-    def _due_ids(self, index: str, now: float, limit: int) -> list[str]:
-        return cast(list[str], self.redis.zrangebyscore(index, "-inf", now, start=0, num=limit))
-
-    def abandon_overdue(self, now: float, limit: int = 100) -> int:
-        """Abandons unclaimed predictions past their queue deadline; returns how many."""
-        overdue = self._due_ids(keys.pending(), now, limit)
-        return sum(int(self._run("expire", prediction_id)) for prediction_id in overdue)

@@ -4,10 +4,14 @@ local status = redis.call('HGET', record, 'status')
 if not status or TERMINAL[status] or redis.call('HGET', record, 'claim') ~= ARGV[5] then
   return 0
 end
-local err = ARGV[8]
+local status_out, output, err = ARGV[6], ARGV[7], ARGV[8]
+if redis.call('HGET', record, 'cancel_requested') == '1' and status_out ~= 'cancelled' then
+  -- A cancellation accepted before this end wins: the prediction ends cancelled, as promised.
+  status_out, output, err = 'cancelled', 'null', ''
+end
 if err == '' then err = nil end
 local extra = {}
 for i = 10, #ARGV do extra[#extra + 1] = ARGV[i] end
 if #extra > 0 then redis.call('HSET', record, unpack(extra)) end
-finish(clock(), ARGV[6], ARGV[7], err, ARGV[9])
+finish(clock(), status_out, output, err, ARGV[9])
 return 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 import wriftai
 
-from common import keys
+from common import keys, recovery
 from tests.integration.conftest import Stack, pool_children, wait_for_status
 
 TERMINAL = {"succeeded", "failed", "cancelled", "abandoned"}
@@ -95,3 +95,22 @@ def test_a_prediction_nobody_starts_before_its_queue_deadline_is_abandoned(
     assert wait_for_status(stack.env["INFERQ_REDIS_URL"], queued["id"], TERMINAL, timeout=10) == "abandoned"
     error = alice.predictions.get(queued["id"])["error"]
     assert error["source"] == "internal" and "queue deadline" in error["message"]
+
+
+def test_a_waiting_prediction_whose_message_was_lost_is_queued_again(
+    alice: wriftai.Client,
+    stack: Stack,
+    redis_client: redis.Redis,
+    start_worker: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "runs.txt"
+    waiting = alice.predictions.create(model="tests/idle", input={"record_to": str(record)})
+    redis_client.delete(keys.celery_queue("tests.idle"))  # its message is gone (a broker race, a restart)
+    waited = recovery.ORPHAN_AGE + 1
+    redis_client.zadd(keys.pending(), {waiting["id"]: time.time() - waited + 1800})  # queue deadline 1800 s
+
+    start_worker(["tests.idle"])
+
+    assert wait_for_status(stack.env["INFERQ_REDIS_URL"], waiting["id"], TERMINAL, timeout=60) == "succeeded"
+    assert [line.split()[0] for line in record.read_text().splitlines()] == ["start", "done"]

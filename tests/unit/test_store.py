@@ -335,7 +335,7 @@ def test_release_lapsed_requeues(
     client.delete(keys.celery_queue(QUEUE))
     updates()
     lapse_lease(client, prediction.id)
-    assert store.release_lapsed(time.time(), messages) == [prediction.id]
+    assert store.overdue.release_lapsed(time.time(), messages) == [prediction.id]
     assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"again {prediction.id} inferq/echo:1 {QUEUE}"]
     assert client.hget(keys.prediction(prediction.id), "claim") == ""
     assert client.zscore(keys.leases(), prediction.id) is None
@@ -351,7 +351,7 @@ def test_release_lapsed_trusts_the_redis_clock_over_its_argument(
     store: PredictionStore, client: fakeredis.FakeRedis
 ) -> None:
     prediction = claimed(store, "t1")
-    assert store.release_lapsed(time.time() + 10**6, messages) == []
+    assert store.overdue.release_lapsed(time.time() + 10**6, messages) == []
     assert client.hget(keys.prediction(prediction.id), "claim") == "t1"
     assert store.renew(prediction.id, "t1") == (True, False)
 
@@ -364,7 +364,7 @@ def test_release_lapsed_cancels_a_cancel_requested_prediction(
     updates()
     client.delete(keys.celery_queue(QUEUE))
     lapse_lease(client, prediction.id)
-    assert store.release_lapsed(time.time(), messages) == []
+    assert store.overdue.release_lapsed(time.time(), messages) == []
     assert status(store, prediction.id) is Status.CANCELLED
     assert client.llen(keys.celery_queue(QUEUE)) == 0
     assert updates() == [f"{prediction.id} cancelled"]
@@ -377,7 +377,7 @@ def test_release_lapsed_drops_leases_of_missing_and_ended_predictions(
     store.finish(ended.id, "t1", Status.SUCCEEDED)
     ghost = new_prediction_id()
     client.zadd(keys.leases(), {ghost: LONG_AGO, ended.id: LONG_AGO})
-    assert store.release_lapsed(time.time(), messages) == []
+    assert store.overdue.release_lapsed(time.time(), messages) == []
     assert client.zcard(keys.leases()) == 0
 
 
@@ -386,14 +386,14 @@ def test_abandon_overdue(
 ) -> None:
     overdue, waiting = new(store), new(store)
     lapse_queue_deadline(client, overdue.id)
-    assert store.abandon_overdue(time.time() + 10**6) == 1
+    assert store.overdue.abandon_overdue(time.time() + 10**6) == 1
     abandoned = store.get(overdue.id)
     assert abandoned is not None and abandoned.error is not None
     assert (abandoned.status, abandoned.error.source) == (Status.ABANDONED, ErrorSource.INTERNAL)
     assert "before its queue deadline" in abandoned.error.message
     assert status(store, waiting.id) is Status.PENDING
     assert updates() == [f"{overdue.id} abandoned"]
-    assert store.abandon_overdue(time.time() + 10**6) == 0
+    assert store.overdue.abandon_overdue(time.time() + 10**6) == 0
 
 
 def test_abandon_overdue_skips_claimed_and_ended(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
@@ -401,7 +401,7 @@ def test_abandon_overdue_skips_claimed_and_ended(store: PredictionStore, client:
     ended = claimed(store, "t2")
     store.finish(ended.id, "t2", Status.SUCCEEDED)
     client.zadd(keys.pending(), {running.id: LONG_AGO, ended.id: LONG_AGO})
-    assert store.abandon_overdue(time.time()) == 0
+    assert store.overdue.abandon_overdue(time.time()) == 0
     assert (status(store, running.id), status(store, ended.id)) == (Status.STARTING, Status.SUCCEEDED)
     assert client.zcard(keys.pending()) == 0
 
@@ -529,7 +529,7 @@ def test_abandoning_a_streamed_prediction_ends_its_event_log_with_an_error(
 ) -> None:
     prediction = new(store, stream=True, init_event="{}")
     lapse_queue_deadline(client, prediction.id)
-    assert store.abandon_overdue(time.time()) == 1
+    assert store.overdue.abandon_overdue(time.time()) == 1
     assert [e.event for e in store.events.after(prediction.id, None)] == ["init", "error"]
 
 
@@ -549,3 +549,14 @@ def test_finished_logs_and_events_expire_with_the_record(
     retention = store.settings.retention
     for key in (keys.prediction, keys.prediction_logs, keys.prediction_events):
         assert 0 < client.ttl(key(prediction.id)) <= retention
+
+
+def test_a_cancel_accepted_before_the_end_wins(store: PredictionStore) -> None:
+    prediction = claimed(store, "t1")
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REQUESTED
+
+    assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output="too late")
+
+    ended = store.get(prediction.id)
+    assert ended is not None and ended.status is Status.CANCELLED and ended.output is None
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.TERMINAL

@@ -1,0 +1,248 @@
+"""Fault suites: workers killed, Redis restarted, the API restarted, a storm of cancels.
+
+Every accepted prediction must end in exactly one terminal status, none lost,
+none run to completion twice. Each test is bounded in time and request count.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+import wriftai
+
+from common.embedded_redis import EmbeddedRedis, free_port
+from common.launcher import Launcher
+from tests.conftest import KEYS, base_env
+from tests.integration.conftest import Stack
+from tests.integration.terminals import Terminals
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def terminals(stack: Stack) -> Iterator[Terminals]:
+    """Collects terminal statuses from the stack's Redis."""
+    found = Terminals(stack.env["INFERQ_REDIS_URL"])
+    yield found
+    found.close()
+
+
+def _create_many(base_url: str, owner: str, bodies: list[dict[str, object]], threads: int = 4) -> list[str]:
+    """Creates every body (without waiting), from a few keep-alive connections; returns the ids."""
+    address = urlparse(base_url)
+    ids: list[str] = []
+    lock = threading.Lock()
+    queue = list(bodies)
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+        headers = {"Authorization": f"Bearer {KEYS[owner]}", "Content-Type": "application/json"}
+        while True:
+            with lock:
+                if not queue:
+                    connection.close()
+                    return
+                body = queue.pop()
+            connection.request("POST", "/v1/predictions", body=json.dumps(body), headers=headers)
+            response = connection.getresponse()
+            payload = json.loads(response.read())
+            assert response.status == 201, payload
+            with lock:
+                ids.append(payload["id"])
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    return ids
+
+
+def _runs(path: Path) -> dict[str, collections.Counter[str]]:
+    found: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for line in path.read_text().splitlines():
+        kind, prediction_id, _ = line.split()
+        found[prediction_id][kind] += 1
+    return found
+
+
+def test_killing_workers_loses_nothing_and_runs_nothing_twice(
+    stack: Stack, start_worker: Callable[..., str], terminals: Terminals, tmp_path: Path
+) -> None:
+    launcher: Launcher = start_worker.launcher  # type: ignore[attr-defined]
+    workers = [start_worker(["tests.runs"]) for _ in range(3)]
+    record = tmp_path / "runs.txt"
+    bodies: list[dict[str, object]] = [
+        {"model": "tests/runs", "input": {"record_to": str(record), "seconds": 0.05}} for _ in range(500)
+    ]
+    stop = threading.Event()
+    kills = []
+
+    def killer() -> None:
+        while not stop.wait(2.5):
+            victim = random.choice(workers)
+            launcher.kill_group(victim)
+            kills.append(victim)
+            workers[workers.index(victim)] = start_worker(["tests.runs"])
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        ids = _create_many(stack.base_url, "alice", bodies)
+        terminals.expect(ids)
+        statuses = terminals.wait(timeout=150)
+    finally:
+        stop.set()
+        thread.join(60)
+
+    assert len(ids) == 500 and kills
+    assert collections.Counter(statuses.values()) == {"succeeded": 500}, collections.Counter(
+        statuses.values()
+    )
+    runs = _runs(record)
+    assert all(runs[pid]["done"] == 1 for pid in ids), [pid for pid in ids if runs[pid]["done"] != 1][:5]
+
+
+def test_a_cancel_storm_ends_every_prediction_by_the_contract(stack: Stack, terminals: Terminals) -> None:
+    rng = random.Random(7)
+    bodies: list[dict[str, object]] = [
+        {"model": "inferq/echo", "input": {"prompt": f"storm {i}", "delay_s": rng.choice([0, 0.2, 1, 3])}}
+        for i in range(200)
+    ]
+    ids = _create_many(stack.base_url, "alice", bodies)
+    answers: dict[str, list[int]] = collections.defaultdict(list)
+    plan = [(pid, rng.uniform(0, 2.5)) for pid in ids] + [(pid, rng.uniform(0, 3.5)) for pid in ids[::3]]
+    plan.sort(key=lambda item: item[1])
+    started = time.monotonic()
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {KEYS['alice']}"}) as http:
+        for pid, at in plan:
+            time.sleep(max(0.0, at - (time.monotonic() - started)))
+            answers[pid].append(http.post(f"/v1/predictions/{pid}/cancel").status_code)
+    terminals.expect(ids)
+    statuses = terminals.wait(timeout=60)
+
+    for pid in ids:
+        codes = answers[pid]
+        assert set(codes) <= {200, 409}, (pid, codes)
+        if 200 in codes:
+            assert statuses[pid] == "cancelled", (pid, codes, statuses[pid])
+            assert codes.index(200) == 0  # once terminal, every later cancel is a 409
+        else:
+            assert statuses[pid] == "succeeded", (pid, codes, statuses[pid])
+    outcome = collections.Counter(statuses.values())
+    assert outcome["cancelled"] and outcome["succeeded"]  # the storm hit both sides
+
+
+def test_redis_restarting_under_load_gives_503s_then_everything_completes(tmp_path: Path) -> None:
+    redis_server = EmbeddedRedis(tmp_path / "redis", appendonly=True).start()
+    env = base_env(redis_server.url, tmp_path / "data", INFERQ_REDIS_MAX_CONNECTIONS="64")
+    launcher = Launcher(env, log_dir=tmp_path / "logs")
+    try:
+        base = launcher.start_api("127.0.0.1", free_port())
+        launcher.start_worker(["inferq.echo"], concurrency=2)
+        terminals = Terminals(redis_server.url)
+        accepted, unavailable, load_stop = [], [], threading.Event()
+
+        def load() -> None:
+            headers = {"Authorization": f"Bearer {KEYS['alice']}"}
+            body = {"model": "inferq/echo", "input": {"prompt": "through the outage", "delay_s": 0.05}}
+            with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
+                while not load_stop.wait(0.01):  # about as fast as the worker keeps up
+                    response = http.post("/v1/predictions", json=body)
+                    if response.status_code == 201:
+                        accepted.append(response.json()["id"])
+                    else:
+                        assert response.status_code in (429, 503), response.text  # queue full, or Redis down
+                        assert int(response.headers["Retry-After"]) >= 1
+                        unavailable.append(response.json()["error"]["code"])
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        time.sleep(1.5)
+        redis_server.stop()  # SIGTERM: Redis writes its append-only file and exits
+        time.sleep(2.0)
+        redis_server.start()  # the same port and directory: it reloads the file
+        time.sleep(2.0)
+        load_stop.set()
+        thread.join(30)
+
+        assert "service_unavailable" in unavailable and set(unavailable) <= {
+            "service_unavailable",
+            "queue_full",
+        }
+        assert accepted
+        terminals.expect(accepted)
+        statuses = terminals.wait(timeout=90)
+        terminals.close()
+        assert collections.Counter(statuses.values()) == {"succeeded": len(accepted)}
+    finally:
+        launcher.stop_all()
+        redis_server.stop()
+
+
+def test_clients_of_a_restarted_api_get_their_results(
+    stack: Stack, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    launcher = Launcher(base_env(redis_server.url, tmp_path), log_dir=tmp_path / "logs")
+    port = free_port()
+    base = launcher.start_api("127.0.0.1", port)
+    try:
+        with httpx.Client() as http:
+            client = wriftai.Client(access_token=KEYS["alice"], api_base_url=f"{base}/v1", http_client=http)
+            _interrupt_and_resume(launcher, port, client, stack)
+    finally:
+        launcher.stop_all()
+
+
+def _interrupt_and_resume(launcher: Launcher, port: int, client: wriftai.Client, stack: Stack) -> None:
+    streamed = client.predictions.create(
+        model="inferq/echo", input={"prompt": "one two three four", "delay_s": 3}, stream=True
+    )
+    seen: list[dict[str, object]] = []
+    errors: list[str] = []
+    flowing = threading.Event()
+
+    def follow() -> None:
+        try:
+            for event in client.predictions.stream(streamed["id"]):
+                seen.append(dict(event))
+                if event["event"] == "output":
+                    flowing.set()
+        except httpx.HTTPError as e:
+            errors.append(f"stream: {type(e).__name__}")
+
+    def hold() -> None:
+        try:
+            client.predictions.create(
+                model="inferq/echo", input={"prompt": "held through a restart", "delay_s": 3}, wait=True
+            )
+        except httpx.HTTPError as e:
+            errors.append(f"wait: {type(e).__name__}")
+
+    threads = [threading.Thread(target=follow), threading.Thread(target=hold)]
+    for thread in threads:
+        thread.start()
+    assert flowing.wait(30)  # the stream is delivering, and the wait is held
+    launcher.kill_group("api")  # the API dies mid-stream and mid-wait
+    launcher.start_api("127.0.0.1", port)  # and comes back on the same port
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(error.split(":")[0] for error in errors) == ["stream", "wait"]  # both connections broke
+    resumed = list(client.predictions.stream(streamed["id"], after_id=str(seen[-1]["id"])))
+    events = seen + [dict(e) for e in resumed]
+    assert events[0]["event"] == "init" and events[-1]["event"] == "done"
+    assert len({e["id"] for e in events}) == len(events)  # no event twice
+    assert "".join(str(e["data"]) for e in events if e["event"] == "output") == "one two three four"
+    held = next(p for p in client.predictions.list().items if p["id"] != streamed["id"])
+    assert client.predictions.wait(held["id"])["output"] == "held through a restart"
