@@ -1,0 +1,61 @@
+"""A lean client of inferq's prediction API: one kept-alive ``http.client`` connection per instance.
+
+The benchmarks use the standard library rather than the official client so that
+what they measure is inferq, not httpx. One instance per thread.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+
+from harness import API_KEY
+
+
+class Client:
+    """Creates and cancels predictions over one keep-alive connection.
+
+    Args:
+        port: The API's port on 127.0.0.1.
+        timeout: Socket timeout in seconds (a held wait needs more than its ``wait``).
+    """
+
+    def __init__(self, port: int, timeout: float = 120.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+    def request(self, method: str, path: str, body: Any = None, wait: float | None = None) -> tuple[int, Any]:
+        """Sends one request and returns ``(status code, decoded JSON body)``.
+
+        A dropped keep-alive connection is reopened once for the next request.
+        """
+        headers = dict(self.headers)
+        if wait is not None:
+            headers["Prefer"] = f"wait={wait:g}"
+        data = None if body is None else json.dumps(body)
+        try:
+            self.connection.request(method, path, body=data, headers=headers)
+            response = self.connection.getresponse()
+            payload = response.read()
+        except (ConnectionError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            raise
+        return response.status, json.loads(payload) if payload else None
+
+    def create(self, model: str, input: dict[str, Any], wait: float | None = None) -> tuple[int, Any]:
+        """``POST /v1/predictions`` (not streamed), holding for ``wait`` seconds when given."""
+        return self.request(
+            "POST", "/v1/predictions", {"model": model, "input": input, "stream": False}, wait
+        )
+
+    def cancel(self, prediction_id: str) -> int:
+        """``POST /v1/predictions/<id>/cancel``; returns the status code (200, or 409 once finished)."""
+        return self.request("POST", f"/v1/predictions/{prediction_id}/cancel")[0]
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self.connection.close()

@@ -1,0 +1,229 @@
+"""Soak: mixed load for a long time while worker processes are SIGKILLed and restarted.
+
+A long-run companion to the fault tests (``tests/integration/test_faults.py``).
+For ``--seconds``, ``--clients`` threads create predictions one after another:
+most on ``bench/runs`` (``tests/fixtures/adapters/records_runs.py``, which
+appends ``start``/``done <id> <pid>`` to a file and runs 0–1.5 s, cooperatively),
+some on ``bench/fails`` (``raises.py``); some with ``Prefer: wait``, the rest
+followed on the updates channel; a quarter cancelled 0–1 s after the create
+(a fifth of those twice) by a canceller thread (a held wait's cancel mostly
+comes after it ended: a 409). Every ``--kill-every`` seconds or so a killer
+SIGKILLs a random worker with its pool processes (``docker kill``) and starts a
+replacement. Then the load stops and the workers get ``--drain`` seconds to
+finish what is left.
+
+Reported: predictions accepted (``201``), how many ended in each terminal
+status, lost (never terminal after the drain, per Redis), ended twice (two
+terminal statuses published), completed twice (two ``done`` lines), a cancel
+answered ``200`` that did not end ``cancelled``, and any unexpected HTTP answer.
+All of these but the statuses should be zero. The worker count is ``--workers``
+workers × ``--concurrency`` processes, on both queues.
+
+    python bench/soak.py [--seconds 600] [--clients 4] [--workers 2] [--kill-every 15] [--drain 90]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import random
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+
+import redis
+from client import Client
+from harness import Stack, free_port, stack
+from updates import TERMINAL, Updates
+
+from common import keys
+
+QUEUES = ["bench.runs", "bench.fails"]
+MODELS = {
+    "models": [
+        {
+            "owner": "bench",
+            "name": "runs",
+            "versions": [
+                {
+                    "number": 1,
+                    "adapter": "tests.fixtures.adapters.records_runs:RecordsRuns",
+                    "queue": QUEUES[0],
+                }
+            ],
+        },
+        {
+            "owner": "bench",
+            "name": "fails",
+            "versions": [
+                {"number": 1, "adapter": "tests.fixtures.adapters.raises:Raises", "queue": QUEUES[1]}
+            ],
+        },
+    ]
+}
+"""The models file of this benchmark (JSON is YAML)."""
+
+
+class Soak:
+    """The load, the canceller and the killer, and what they saw."""
+
+    def __init__(self, s: Stack, port: int, updates: Updates, args: argparse.Namespace) -> None:
+        self.s, self.port, self.updates, self.args = s, port, updates, args
+        self.record = s.workdir / "runs.txt"
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.accepted: list[str] = []
+        self.answers: Counter[str] = Counter()
+        self.cancels: dict[str, list[int]] = defaultdict(list)
+        self.plan: list[tuple[float, str]] = []
+        self.kills = 0
+        self.workers = [self.start_worker() for _ in range(args.workers)]
+
+    def start_worker(self) -> str:
+        """Starts one worker on both queues."""
+        return self.s.launcher.start_worker(QUEUES, concurrency=self.args.concurrency)
+
+    def load(self, seed: int) -> None:
+        """One client: creates, sometimes waiting, sometimes planning cancels, until stopped."""
+        rng, api = random.Random(seed), Client(self.port, timeout=60)
+        while not self.stop.is_set():
+            input: dict[str, object]
+            if rng.random() < 0.15:
+                model, input = "bench/fails", {"message": "refused on purpose"}
+            else:
+                model, input = "bench/runs", {"record_to": str(self.record), "seconds": rng.uniform(0, 1.5)}
+            wait = 10.0 if rng.random() < 0.3 else None
+            try:
+                code, payload = api.create(model, input, wait)
+            except OSError as e:
+                with self.lock:
+                    self.answers[f"create: {type(e).__name__}"] += 1
+                continue
+            with self.lock:
+                self.answers[f"create {code}"] += 1
+                if code != 201:
+                    continue
+                self.accepted.append(payload["id"])
+                if rng.random() < 0.25:
+                    for _ in range(2 if rng.random() < 0.2 else 1):
+                        heapq.heappush(self.plan, (time.monotonic() + rng.uniform(0, 1), payload["id"]))
+            if payload["status"] not in TERMINAL:
+                self.updates.wait_for([payload["id"]], timeout=60)
+        api.close()
+
+    def canceller(self) -> None:
+        """Sends the planned cancels when due, recording each answer."""
+        api = Client(self.port)
+        while not self.stop.is_set() or self.plan:
+            with self.lock:
+                due = self.plan and self.plan[0][0] <= time.monotonic()
+                prediction_id = heapq.heappop(self.plan)[1] if due else None
+            if prediction_id is None:
+                time.sleep(0.01)
+                continue
+            try:
+                code = api.cancel(prediction_id)
+            except OSError:
+                code = 0
+            with self.lock:
+                self.cancels[prediction_id].append(code)
+                self.answers[f"cancel {code}"] += 1
+        api.close()
+
+    def killer(self) -> None:
+        """SIGKILLs a random worker (with its pool) every ``--kill-every`` seconds or so, and replaces it."""
+        rng = random.Random(0)
+        while not self.stop.wait(rng.uniform(0.5, 1.5) * self.args.kill_every):
+            victim = rng.randrange(len(self.workers))
+            self.s.launcher.kill_group(self.workers[victim])
+            self.kills += 1
+            self.workers[victim] = self.start_worker()
+
+    def run(self) -> None:
+        """Runs the load for ``--seconds``, then stops it (the workers keep running)."""
+        threads = [threading.Thread(target=self.load, args=(i,)) for i in range(self.args.clients)]
+        threads += [threading.Thread(target=self.canceller), threading.Thread(target=self.killer)]
+        for thread in threads:
+            thread.start()
+        self.stop.wait(self.args.seconds)
+        self.stop.set()
+        for thread in threads:
+            thread.join()
+
+    def report(self) -> dict[str, int]:
+        """Drains, then prints and returns the counts."""
+        self.updates.wait_for(self.accepted, timeout=self.args.drain)
+        admin = redis.Redis.from_url(self.s.redis.url, decode_responses=True)
+        statuses: Counter[str] = Counter()
+        for prediction_id in self.accepted:
+            status = self.updates.status(prediction_id) or admin.hget(
+                keys.prediction(prediction_id), "status"
+            )
+            statuses[status if status in TERMINAL else "lost"] += 1
+        admin.close()
+        runs: dict[str, Counter[str]] = defaultdict(Counter)
+        for line in self.record.read_text().splitlines() if self.record.exists() else []:
+            kind, prediction_id, _ = line.split()
+            runs[prediction_id][kind] += 1
+        counts = {
+            "accepted": len(self.accepted),
+            "lost": statuses.pop("lost", 0),
+            "ended twice": sum(len(set(ended)) > 1 for ended in self.updates.terminal.values()),
+            "completed twice": sum(run["done"] > 1 for run in runs.values()),
+            "started again": sum(run["start"] > 1 for run in runs.values()),
+            "cancel 200, not cancelled": sum(
+                200 in codes and self.updates.status(p) != "cancelled" for p, codes in self.cancels.items()
+            ),
+            "worker kills": self.kills,
+        }
+        print(f"answers: {dict(sorted(self.answers.items()))}")
+        print(f"terminal statuses: {dict(statuses)}")
+        print(", ".join(f"{name}: {count}" for name, count in counts.items()))
+        return counts | {f"status {k}": v for k, v in statuses.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=600, help="how long the load runs")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=2, help="workers, each on both queues")
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    parser.add_argument("--kill-every", type=float, default=15, help="mean seconds between worker kills")
+    parser.add_argument("--drain", type=float, default=90, help="seconds to let the rest finish")
+    args = parser.parse_args()
+    extra = {"INFERQ_LEASE_TTL": "5", "INFERQ_RETENTION": str(int(args.seconds + args.drain + 3600))}
+    with stack(extra) as s:
+        models = s.workdir / "models.yaml"
+        models.write_text(json.dumps(MODELS, indent=1))
+        s.env["INFERQ_MODELS"] = str(models)
+        port = free_port()
+        s.launcher.start_api("127.0.0.1", port, workers=1)
+        updates = Updates(s.redis.url)
+        try:
+            soak = Soak(s, port, updates, args)
+            soak.run()
+            counts = soak.report()
+            exited = [name for name, _ in s.launcher.exited() if name == "api"]
+        finally:
+            updates.close()
+    bad = sum(counts[k] for k in ("lost", "ended twice", "completed twice", "cancel 200, not cancelled"))
+    unexpected = sum(
+        n for a, n in soak.answers.items() if a not in {"create 201", "cancel 200", "cancel 409"}
+    )
+    statuses = ", ".join(f"{k[7:]} {v}" for k, v in counts.items() if k.startswith("status "))
+    print(
+        f"soak: {args.seconds:g} s, {counts['accepted']} accepted ({statuses}), lost {counts['lost']}, "
+        f"completed twice {counts['completed twice']}, ended twice {counts['ended twice']}, "
+        f"{counts['worker kills']} worker kills, {unexpected} unexpected answers"
+        + (", the API exited" if exited else "")
+        + ("" if bad or unexpected or exited else ": nothing lost or duplicated")
+    )
+    return 1 if bad or unexpected or exited else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
