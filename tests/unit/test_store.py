@@ -1,90 +1,24 @@
-"""The prediction store and its Lua scripts, on fakeredis.
+"""The prediction store and its Lua scripts, on fakeredis: create, claim, finish, cancel, list."""
 
-The scripts read the Redis clock (``TIME``), which fakeredis takes from the real
-clock; time is "driven" by writing lapsed scores into the pending and leases
-sorted sets, exactly where the scripts look for deadlines.
-"""
-
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import fakeredis
 import pytest
 
 from common import keys, listing
-from common.config import Settings
 from common.errors import NotFound
-from common.events import EVENT_NOTE, StoredEvent
 from common.ids import new_prediction_id
-from common.records import ErrorSource, ModelRef, Prediction, PredictionError, Status
+from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.store import CancelOutcome, ClaimOutcome, PredictionStore
-
-MODEL = ModelRef("inferq", "echo", 1)
-QUEUE = "inferq.echo"
-LONG_AGO = 1.0
-"""A score before any Redis clock reading: a lease or queue deadline that has lapsed."""
-
-
-@pytest.fixture
-def client() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis(decode_responses=True)
-
-
-@pytest.fixture
-def store(client: fakeredis.FakeRedis) -> PredictionStore:
-    return PredictionStore(client, Settings.defaults())
-
-
-@pytest.fixture
-def updates(client: fakeredis.FakeRedis) -> Iterator[Callable[[], list[str]]]:
-    """Returns what was published on the updates channel since the last call."""
-    pubsub = client.pubsub()
-    pubsub.subscribe(keys.updates_channel())
-    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
-
-    def published() -> list[str]:
-        messages = []
-        while (message := pubsub.get_message(timeout=0)) is not None:
-            messages.append(message["data"])
-        return messages
-
-    yield published
-    pubsub.close()
-
-
-def new(store: PredictionStore, owner: str = "alice", init_event: str = "", **fields: object) -> Prediction:
-    """Creates a pending prediction, queuing the message ``task <id>``."""
-    prediction_id = new_prediction_id()
-    prediction = Prediction(
-        prediction_id, owner, MODEL, QUEUE, {"prompt": "hi"}, Status.PENDING, 0.0, 0.0, **fields
-    )
-    return store.create(prediction, f"task {prediction_id}", init_event)
-
-
-def claimed(store: PredictionStore, token: str) -> Prediction:
-    prediction = new(store)
-    assert store.claim(prediction.id, token, ready=False).outcome is ClaimOutcome.CLAIMED
-    return prediction
-
-
-def status(store: PredictionStore, prediction_id: str) -> Status:
-    prediction = store.get(prediction_id)
-    assert prediction is not None
-    return prediction.status
-
-
-def lapse_lease(client: fakeredis.FakeRedis, prediction_id: str) -> None:
-    client.zadd(keys.leases(), {prediction_id: LONG_AGO})
-
-
-def lapse_queue_deadline(client: fakeredis.FakeRedis, prediction_id: str) -> None:
-    client.zadd(keys.pending(), {prediction_id: LONG_AGO})
-
-
-def messages(prediction_id: str, model: ModelRef, queue: str) -> str:
-    return f"again {prediction_id} {model.key} {queue}"
-
+from tests.unit.stores import (
+    MODEL,
+    QUEUE,
+    claimed,
+    lapse_lease,
+    new,
+    status,
+)
 
 # -- create and read -------------------------------------------------------------------------
 
@@ -297,115 +231,6 @@ def test_claim_after_a_lapsed_cancelled_run_cancels_it(
     assert status(store, prediction.id) is Status.CANCELLED
 
 
-# -- abandonment and recovery ------------------------------------------------------------------
-
-
-def test_too_many_attempts_abandon_the_prediction(
-    client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
-) -> None:
-    store = PredictionStore(client, Settings.defaults(max_attempts=2))
-    prediction = claimed(store, "t1")
-    lapse_lease(client, prediction.id)
-    assert store.claim(prediction.id, "t2", ready=False).outcome is ClaimOutcome.CLAIMED
-    lapse_lease(client, prediction.id)
-    assert store.claim(prediction.id, "t3", ready=False).outcome is ClaimOutcome.ABANDONED
-    abandoned = store.get(prediction.id)
-    assert abandoned is not None and abandoned.status is Status.ABANDONED
-    assert abandoned.error == PredictionError(
-        ErrorSource.INTERNAL, "The worker running this prediction was lost 2 times; giving up."
-    )
-    assert client.zscore(keys.leases(), prediction.id) is None
-    assert updates()[-1] == f"{prediction.id} abandoned"
-
-
-def test_claim_past_the_queue_deadline_abandons(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
-    prediction = new(store)
-    lapse_queue_deadline(client, prediction.id)
-    assert store.claim(prediction.id, "t1", ready=False).outcome is ClaimOutcome.ABANDONED
-    abandoned = store.get(prediction.id)
-    assert abandoned is not None and abandoned.error is not None
-    assert (abandoned.status, abandoned.error.source) == (Status.ABANDONED, ErrorSource.INTERNAL)
-    assert "queue deadline" in abandoned.error.message
-
-
-def test_release_lapsed_requeues(
-    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
-) -> None:
-    prediction, live = claimed(store, "t1"), claimed(store, "t2")
-    client.delete(keys.celery_queue(QUEUE))
-    updates()
-    lapse_lease(client, prediction.id)
-    assert store.overdue.release_lapsed(time.time(), messages) == [prediction.id]
-    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"again {prediction.id} inferq/echo:1 {QUEUE}"]
-    assert client.hget(keys.prediction(prediction.id), "claim") == ""
-    assert client.zscore(keys.leases(), prediction.id) is None
-    assert client.zscore(keys.pending(), prediction.id) > time.time()
-    assert client.zscore(keys.leases(), live.id) is not None
-    assert updates() == []
-    again = store.claim(prediction.id, "t3", ready=True)
-    assert again.outcome is ClaimOutcome.CLAIMED and again.prediction is not None
-    assert (again.prediction.status, again.prediction.attempts) == (Status.STARTED, 2)
-
-
-def test_release_lapsed_trusts_the_redis_clock_over_its_argument(
-    store: PredictionStore, client: fakeredis.FakeRedis
-) -> None:
-    prediction = claimed(store, "t1")
-    assert store.overdue.release_lapsed(time.time() + 10**6, messages) == []
-    assert client.hget(keys.prediction(prediction.id), "claim") == "t1"
-    assert store.renew(prediction.id, "t1") == (True, False)
-
-
-def test_release_lapsed_cancels_a_cancel_requested_prediction(
-    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
-) -> None:
-    prediction = claimed(store, "t1")
-    store.request_cancel(prediction.id, "alice")
-    updates()
-    client.delete(keys.celery_queue(QUEUE))
-    lapse_lease(client, prediction.id)
-    assert store.overdue.release_lapsed(time.time(), messages) == []
-    assert status(store, prediction.id) is Status.CANCELLED
-    assert client.llen(keys.celery_queue(QUEUE)) == 0
-    assert updates() == [f"{prediction.id} cancelled"]
-
-
-def test_release_lapsed_drops_leases_of_missing_and_ended_predictions(
-    store: PredictionStore, client: fakeredis.FakeRedis
-) -> None:
-    ended = claimed(store, "t1")
-    store.finish(ended.id, "t1", Status.SUCCEEDED)
-    ghost = new_prediction_id()
-    client.zadd(keys.leases(), {ghost: LONG_AGO, ended.id: LONG_AGO})
-    assert store.overdue.release_lapsed(time.time(), messages) == []
-    assert client.zcard(keys.leases()) == 0
-
-
-def test_abandon_overdue(
-    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
-) -> None:
-    overdue, waiting = new(store), new(store)
-    lapse_queue_deadline(client, overdue.id)
-    assert store.overdue.abandon_overdue(time.time() + 10**6) == 1
-    abandoned = store.get(overdue.id)
-    assert abandoned is not None and abandoned.error is not None
-    assert (abandoned.status, abandoned.error.source) == (Status.ABANDONED, ErrorSource.INTERNAL)
-    assert "before its queue deadline" in abandoned.error.message
-    assert status(store, waiting.id) is Status.PENDING
-    assert updates() == [f"{overdue.id} abandoned"]
-    assert store.overdue.abandon_overdue(time.time() + 10**6) == 0
-
-
-def test_abandon_overdue_skips_claimed_and_ended(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
-    running = claimed(store, "t1")
-    ended = claimed(store, "t2")
-    store.finish(ended.id, "t2", Status.SUCCEEDED)
-    client.zadd(keys.pending(), {running.id: LONG_AGO, ended.id: LONG_AGO})
-    assert store.overdue.abandon_overdue(time.time()) == 0
-    assert (status(store, running.id), status(store, ended.id)) == (Status.STARTING, Status.SUCCEEDED)
-    assert client.zcard(keys.pending()) == 0
-
-
 # -- listing -----------------------------------------------------------------------------------
 
 
@@ -469,86 +294,6 @@ def test_page_skips_and_unindexes_expired_records(
     assert client.zscore(keys.owner_predictions("alice"), six[4]) is None
     assert client.zscore(keys.owner_predictions("alice"), six[3]) is None
     assert client.zcard(keys.owner_predictions("alice")) == 4
-
-
-# -- logs and events ---------------------------------------------------------------------------
-
-
-def test_append_log(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
-    prediction = new(store)
-    store.append_log(prediction.id, "one\n")
-    store.append_log(prediction.id, "two\n")
-    assert store.get(prediction.id).logs == "one\ntwo\n"
-    assert client.ttl(keys.prediction_logs(prediction.id)) > 0
-
-
-def test_append_event(
-    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
-) -> None:
-    prediction = new(store)
-    first = store.events.append(prediction.id, "output", "Hello")
-    second = store.events.append(prediction.id, "output", {"text": " world"})
-    assert first.count("-") == second.count("-") == 1
-    assert store.events.after(prediction.id, None) == [
-        StoredEvent(first, "output", '"Hello"'),
-        StoredEvent(second, "output", json.dumps({"text": " world"})),
-    ]
-    assert [e.id for e in store.events.after(prediction.id, first)] == [second]
-    assert store.events.after(prediction.id, second) == []
-    assert len(store.events.after(prediction.id, None, count=1)) == 1
-    assert client.ttl(keys.prediction_events(prediction.id)) > 0
-    assert updates() == [f"{prediction.id} {EVENT_NOTE}"] * 2
-
-
-def test_streamed_create_opens_the_event_log(store: PredictionStore) -> None:
-    streamed, plain = new(store, stream=True, init_event='{"id": 1}'), new(store)
-    assert [(e.event, e.data) for e in store.events.after(streamed.id, None)] == [("init", '{"id": 1}')]
-    assert (store.events.exists(streamed.id), store.events.exists(plain.id)) == (True, False)
-    assert store.events.after(plain.id, None) == []
-
-
-@pytest.mark.parametrize(
-    ("outcome", "terminal_event"),
-    [(Status.SUCCEEDED, "done"), (Status.CANCELLED, "done"), (Status.FAILED, "error")],
-)
-def test_finishing_a_streamed_prediction_ends_its_event_log(
-    store: PredictionStore, outcome: Status, terminal_event: str
-) -> None:
-    prediction = new(store, stream=True, init_event="{}")
-    store.claim(prediction.id, "t1", ready=True)
-    store.events.append(prediction.id, "output", "x")
-    assert store.finish(prediction.id, "t1", outcome)
-    events = store.events.after(prediction.id, None)
-    assert [e.event for e in events] == ["init", "output", terminal_event]
-    assert [e.is_terminal for e in events] == [False, False, True]
-    assert events[-1].data == ""
-
-
-def test_abandoning_a_streamed_prediction_ends_its_event_log_with_an_error(
-    store: PredictionStore, client: fakeredis.FakeRedis
-) -> None:
-    prediction = new(store, stream=True, init_event="{}")
-    lapse_queue_deadline(client, prediction.id)
-    assert store.overdue.abandon_overdue(time.time()) == 1
-    assert [e.event for e in store.events.after(prediction.id, None)] == ["init", "error"]
-
-
-def test_finishing_an_unstreamed_prediction_writes_no_events(store: PredictionStore) -> None:
-    prediction = claimed(store, "t1")
-    store.finish(prediction.id, "t1", Status.SUCCEEDED)
-    assert not store.events.exists(prediction.id)
-
-
-def test_finished_logs_and_events_expire_with_the_record(
-    store: PredictionStore, client: fakeredis.FakeRedis
-) -> None:
-    prediction = claimed(store, "t1")
-    store.append_log(prediction.id, "line\n")
-    store.events.append(prediction.id, "output", "x")
-    store.finish(prediction.id, "t1", Status.SUCCEEDED)
-    retention = store.settings.retention
-    for key in (keys.prediction, keys.prediction_logs, keys.prediction_events):
-        assert 0 < client.ttl(key(prediction.id)) <= retention
 
 
 def test_a_cancel_accepted_before_the_end_wins(store: PredictionStore) -> None:

@@ -178,23 +178,10 @@ class DiffusersAdapter(Adapter):
             if flagged:
                 ctx.log(f"image {index} was blacked out by the pipeline's safety checker")
         images = [
-            {
-                "b64_json": encode_image(
-                    rgb, request.background, request.output_format, request.output_compression
-                ),
-                "revised_prompt": prompt,
-            }
+            encode_image(rgb, request.background, request.output_format, request.output_compression)
             for rgb in result.images
         ]
-        return {
-            "images": images,
-            "width": request.width,
-            "height": request.height,
-            "quality": request.quality,
-            "background": request.background,
-            "output_format": request.output_format,
-            "seed": request.seed,
-        }
+        return request.output(images, prompt)
 
     def _call_arguments(
         self, request: SketchRequest, prompt: str, steps: int, guidance: float

@@ -61,6 +61,18 @@ class SketchRequest:
             style=str(input.get("style", "vivid")),
         )
 
+    def output(self, images: list[str], revised_prompt: str) -> dict[str, Any]:
+        """The adapter output the images endpoint renders: ``images`` (base64) and how they were made."""
+        return {
+            "images": [{"b64_json": image, "revised_prompt": revised_prompt} for image in images],
+            "width": self.width,
+            "height": self.height,
+            "quality": self.quality,
+            "background": self.background,
+            "output_format": self.output_format,
+            "seed": self.seed,
+        }
+
 
 def partial_points(steps: int, partials: int) -> dict[int, int]:
     """Which completed step (1-based) each partial image is taken after, evenly spaced before the last."""
@@ -136,19 +148,8 @@ class SketchAdapter(Adapter):
             f"drawing {request.n} image(s) of {request.width}x{request.height}, "
             f"{request.quality} quality ({plan.steps} steps), seed {request.seed}"
         )
-        images = [
-            {"b64_json": self._render(request, plan, index, ctx), "revised_prompt": request.prompt}
-            for index in range(request.n)
-        ]
-        return {
-            "images": images,
-            "width": request.width,
-            "height": request.height,
-            "quality": request.quality,
-            "background": request.background,
-            "output_format": request.output_format,
-            "seed": request.seed,
-        }
+        images = [self._render(request, plan, index, ctx) for index in range(request.n)]
+        return request.output(images, request.prompt)
 
     def _render(self, request: SketchRequest, plan: ScenePlan, index: int, ctx: PredictionContext) -> str:
         from workers.adapters.sketch_canvas import Canvas

@@ -1,0 +1,97 @@
+"""Prediction logs and event logs as the store's scripts write them, on fakeredis."""
+
+import json
+import time
+from collections.abc import Callable
+
+import fakeredis
+import pytest
+
+from common import keys
+from common.events import EVENT_NOTE, StoredEvent
+from common.records import Status
+from common.store import PredictionStore
+from tests.unit.stores import (
+    claimed,
+    lapse_queue_deadline,
+    new,
+)
+
+# -- logs and events ---------------------------------------------------------------------------
+
+
+def test_append_log(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    prediction = new(store)
+    store.append_log(prediction.id, "one\n")
+    store.append_log(prediction.id, "two\n")
+    assert store.get(prediction.id).logs == "one\ntwo\n"
+    assert client.ttl(keys.prediction_logs(prediction.id)) > 0
+
+
+def test_append_event(
+    store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
+) -> None:
+    prediction = new(store)
+    first = store.events.append(prediction.id, "output", "Hello")
+    second = store.events.append(prediction.id, "output", {"text": " world"})
+    assert first.count("-") == second.count("-") == 1
+    assert store.events.after(prediction.id, None) == [
+        StoredEvent(first, "output", '"Hello"'),
+        StoredEvent(second, "output", json.dumps({"text": " world"})),
+    ]
+    assert [e.id for e in store.events.after(prediction.id, first)] == [second]
+    assert store.events.after(prediction.id, second) == []
+    assert len(store.events.after(prediction.id, None, count=1)) == 1
+    assert client.ttl(keys.prediction_events(prediction.id)) > 0
+    assert updates() == [f"{prediction.id} {EVENT_NOTE}"] * 2
+
+
+def test_streamed_create_opens_the_event_log(store: PredictionStore) -> None:
+    streamed, plain = new(store, stream=True, init_event='{"id": 1}'), new(store)
+    assert [(e.event, e.data) for e in store.events.after(streamed.id, None)] == [("init", '{"id": 1}')]
+    assert (store.events.exists(streamed.id), store.events.exists(plain.id)) == (True, False)
+    assert store.events.after(plain.id, None) == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "terminal_event"),
+    [(Status.SUCCEEDED, "done"), (Status.CANCELLED, "done"), (Status.FAILED, "error")],
+)
+def test_finishing_a_streamed_prediction_ends_its_event_log(
+    store: PredictionStore, outcome: Status, terminal_event: str
+) -> None:
+    prediction = new(store, stream=True, init_event="{}")
+    store.claim(prediction.id, "t1", ready=True)
+    store.events.append(prediction.id, "output", "x")
+    assert store.finish(prediction.id, "t1", outcome)
+    events = store.events.after(prediction.id, None)
+    assert [e.event for e in events] == ["init", "output", terminal_event]
+    assert [e.is_terminal for e in events] == [False, False, True]
+    assert events[-1].data == ""
+
+
+def test_abandoning_a_streamed_prediction_ends_its_event_log_with_an_error(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = new(store, stream=True, init_event="{}")
+    lapse_queue_deadline(client, prediction.id)
+    assert store.overdue.abandon_overdue(time.time()) == 1
+    assert [e.event for e in store.events.after(prediction.id, None)] == ["init", "error"]
+
+
+def test_finishing_an_unstreamed_prediction_writes_no_events(store: PredictionStore) -> None:
+    prediction = claimed(store, "t1")
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    assert not store.events.exists(prediction.id)
+
+
+def test_finished_logs_and_events_expire_with_the_record(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = claimed(store, "t1")
+    store.append_log(prediction.id, "line\n")
+    store.events.append(prediction.id, "output", "x")
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    retention = store.settings.retention
+    for key in (keys.prediction, keys.prediction_logs, keys.prediction_events):
+        assert 0 < client.ttl(key(prediction.id)) <= retention
