@@ -59,19 +59,40 @@ ERRORS = {
     "400": "The body is not JSON (or nests too deep), or the request is refused (moderation, model).",
     "401": "No API key, or an unknown one.",
     "404": "No such prediction, model or version (or it belongs to someone else).",
-    "409": "The prediction's state forbids it (already finished; created without streaming).",
+    "409": "The prediction's state forbids it (already finished; created without streaming; cancelled).",
+    "410": "The prediction's events have expired.",
     "413": "The body is larger than INFERQ_MAX_BODY_BYTES.",
     "429": "Rate limited, or the model's queue is full; see x-ratelimit-reset and Retry-After.",
+    "500": "The model failed on this request; x-prediction-id names the prediction.",
     "503": "Redis is unreachable; see Retry-After.",
     "504": "The model did not answer in time; the prediction was cancelled (x-should-retry: false).",
 }
 """Failures documented on operations, each answering with the error body."""
 
 
+URL_TOO_LONG = {"description": "The URL is longer than the server reads (gunicorn answers, in HTML)."}
+"""The answer of the HTTP server itself to an over-long request line, before the app sees it."""
+
+
+def sse_events(*events: str) -> dict[str, Any]:
+    """The schema of each event of a ``text/event-stream`` response: its ``event`` is one of ``events``."""
+    return {
+        "type": "object",
+        "description": "One server-sent event: `id:` (to resume from), `event:`, and a JSON `data:` line",
+        "required": ["event", "data"],
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"enum": list(events)},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+    }
+
+
 class InferqApi(Api):
-    """flask-smorest's Api, documenting inferq's error body."""
+    """flask-smorest's Api, documenting inferq's error body and each failure by status (no ``default``)."""
 
     ERROR_SCHEMA = ErrorBodySchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
 
 ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -83,16 +104,18 @@ class SharedResponses(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
     ) -> None:
-        """Completes each ``/v1`` operation's responses."""
-        if not path or not path.startswith("/v1") or not operations:
+        """Completes each operation's responses (``/v1`` ones with their headers and failures)."""
+        if not path or not operations:
             return
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for response in responses.values():
-                if isinstance(response, dict) and "$ref" not in response:
-                    response.setdefault("headers", {}).update(COMMON_HEADERS)
-            for status in _failures(path, method):
-                responses.setdefault(status, {"description": ERRORS[status], "content": ERROR_BODY})
+            if path.startswith("/v1"):
+                for response in responses.values():
+                    if isinstance(response, dict) and "$ref" not in response:
+                        response.setdefault("headers", {}).update(COMMON_HEADERS)
+                for status in _failures(path, method):
+                    responses.setdefault(status, {"description": ERRORS[status], "content": ERROR_BODY})
+            responses.setdefault("414", URL_TOO_LONG)
 
 
 def _failures(path: str, method: str) -> list[str]:
@@ -103,8 +126,10 @@ def _failures(path: str, method: str) -> list[str]:
         statuses.append("404")
     if path.endswith(("/cancel", "/stream")):
         statuses.append("409")
+    if path.endswith("/stream"):
+        statuses.append("410")
     if path in ("/v1/images/generations", "/v1/embeddings"):
-        statuses.append("504")
+        statuses += ["409", "500", "504"]
     return statuses
 
 

@@ -30,7 +30,7 @@ DEFAULT_SIZE = "1024x1024"
 QUALITY_ALIASES = {"standard": "medium", "hd": "high"}
 """DALL-E's quality names, as the GPT-image levels they mean."""
 
-SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+SIZE = re.compile(r"^([0-9]{1,5})x([0-9]{1,5})\Z")
 
 IMAGE_TOKENS = {
     "low": {(1024, 1024): 272, (1024, 1536): 408, (1536, 1024): 400},

@@ -42,7 +42,8 @@ class UrlSigner:
             moment = int(expires or "")
         except ValueError:
             raise LinkInvalid("This file link is invalid") from None
-        if not signature or not hmac.compare_digest(self._signature(name, moment), signature):
+        given = (signature or "").encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
+        if not given or not hmac.compare_digest(self._signature(name, moment).encode(), given):
             raise LinkInvalid("This file link is invalid")
         if moment < (time.time() if now is None else now):
             raise LinkExpired("This file link has expired")

@@ -73,6 +73,17 @@ def parse_json_body(raw: bytes) -> Any:
     return value
 
 
+class StrictBoolean(ma.fields.Boolean):
+    """A boolean that must be JSON ``true`` or ``false`` (marshmallow's also takes ``0``, ``"yes"``...)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def details_from_messages(messages: Any, loc: list[str | int]) -> list[dict[str, Any]]:
     """Flattens marshmallow's nested error messages into ``{loc, msg, type}`` items."""
     if isinstance(messages, Mapping):

@@ -68,7 +68,7 @@ TEXT_METADATA = ("overview", "source_url", "license_url", "paper_url", "cover_im
 """Optional model fields the models API shows as the file gives them."""
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
-_REF = re.compile(rf"^({NAME_PATTERN})/({NAME_PATTERN})(?::(\d{{1,9}}))?\Z")
+_REF = re.compile(rf"^({NAME_PATTERN})/({NAME_PATTERN})(?::([0-9]{{1,9}}))?\Z")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from api.validation import StrictBoolean
+
 
 def _choice(*values: str) -> fields.String:
     return fields.String(load_default=None, allow_none=True, validate=validate.OneOf(values))
@@ -28,7 +30,7 @@ class ImageGenerationSchema(Schema):
     response_format = _choice("url", "b64_json")
     output_format = _choice("png", "jpeg", "webp")
     output_compression = _integer(0, 100)
-    stream = fields.Boolean(load_default=None, allow_none=True)
+    stream = StrictBoolean(load_default=None, allow_none=True)
     partial_images = _integer(0, 3)
     size = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32))
     moderation = _choice("low", "auto")

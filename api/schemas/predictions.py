@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.validation import StrictBoolean
 from common.records import Status
 from common.wire import PredictionListItemSchema, PredictionSchema
 
@@ -13,8 +14,12 @@ __all__ = [
     "ListPredictionsQuerySchema",
     "PredictionPageSchema",
     "PredictionSchema",
+    "StreamHeadersSchema",
     "StreamQuerySchema",
 ]
+
+EVENT_ID = r"^([0-9]{1,19}-[0-9]{1,19})?\Z"
+"""A stream event id as Redis makes them (two integers below 2**64), or nothing."""
 
 
 class PredictionPageSchema(Schema):
@@ -46,7 +51,7 @@ class CreatePredictionSchema(Schema):
     )
     input = fields.Dict(keys=fields.String(), required=True)
     webhook = fields.Nested(WebhookSchema, allow_none=True, load_default=None)
-    stream = fields.Boolean(load_default=False)
+    stream = StrictBoolean(load_default=False)
 
 
 class CreateModelPredictionSchema(CreatePredictionSchema):
@@ -68,4 +73,12 @@ class ListPredictionsQuerySchema(Schema):
 class StreamQuerySchema(Schema):
     """Query of ``GET /v1/predictions/{id}/stream``: resume after this event id."""
 
-    after_id = fields.String(load_default=None, validate=validate.Regexp(r"^(\d{1,20}-\d{1,20})?\Z"))
+    after_id = fields.String(load_default=None, validate=validate.Regexp(EVENT_ID))
+
+
+class StreamHeadersSchema(Schema):
+    """Headers of ``GET /v1/predictions/{id}/stream``: browsers resume with the last event id they saw."""
+
+    last_event_id = fields.String(
+        data_key="Last-Event-ID", load_default=None, validate=validate.Regexp(EVENT_ID)
+    )

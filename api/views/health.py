@@ -9,6 +9,7 @@ from flask import Response, request
 
 from api import metrics
 from api.blueprint import Blueprint
+from api.schemas.errors import ErrorBodySchema
 from api.services import services
 from common.heartbeats import live_workers
 
@@ -41,6 +42,10 @@ def readyz() -> Any:
 
 @blp.route("/metrics", methods=["GET"])
 @blp.response(200, description="Prometheus text format")
+@blp.alt_response(
+    401, schema=ErrorBodySchema, description="No API key, or an unknown one (INFERQ_METRICS_AUTH)."
+)
+@blp.alt_response(503, schema=ErrorBodySchema, description="Redis is unreachable; see Retry-After.")
 def prometheus_metrics() -> Response:
     """Request, prediction, queue and worker metrics (an API key is needed if INFERQ_METRICS_AUTH is set)."""
     found = services()

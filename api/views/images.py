@@ -8,6 +8,7 @@ from flask import g, request
 
 from api import images
 from api.blueprint import Blueprint
+from api.docs import sse_events
 from api.schemas.images import ImageGenerationSchema, ImagesResponseSchema
 from api.services import services
 from api.sse import event_stream
@@ -18,6 +19,14 @@ blp = Blueprint("images", __name__, url_prefix="/v1", description="OpenAI-compat
 @blp.route("/images/generations", methods=["POST"])
 @blp.arguments(ImageGenerationSchema)
 @blp.response(200, ImagesResponseSchema)
+@blp.alt_response(
+    200,
+    schema=sse_events("image_generation.partial_image", "image_generation.completed", "error"),
+    content_type="text/event-stream",
+    description="The images; with `stream: true`, partial images then one `image_generation.completed` "
+    "per image, as `text/event-stream`",
+    success=True,
+)
 def generate_images(body: dict[str, Any]) -> Any:
     """Generate images from a prompt; with ``stream: true``, as server-sent events."""
     found = services()

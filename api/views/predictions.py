@@ -8,6 +8,7 @@ from flask import current_app, g, request, url_for
 
 from api import predictions, streams
 from api.blueprint import Blueprint
+from api.docs import sse_events
 from api.prefer import parse_prefer_wait, parse_validate_input
 from api.schemas.predictions import (
     CreateModelPredictionSchema,
@@ -15,6 +16,7 @@ from api.schemas.predictions import (
     ListPredictionsQuerySchema,
     PredictionPageSchema,
     PredictionSchema,
+    StreamHeadersSchema,
     StreamQuerySchema,
 )
 from api.services import services
@@ -25,6 +27,12 @@ from common.ids import is_prediction_id
 from common.records import ModelRef
 
 blp = Blueprint("predictions", __name__, url_prefix="/v1", description="Predictions")
+
+EVENTS = sse_events("init", "output", "done", "error")
+"""A prediction's stream, as ``GET .../stream`` and a streamed create with ``Prefer: wait`` send it."""
+
+CREATED = "The prediction; with `stream: true` and `Prefer: wait`, its events as `text/event-stream`."
+"""What a create answers: both contents of its one 201."""
 
 
 def _create(version: ModelVersion, body: dict[str, Any]) -> Any:
@@ -55,6 +63,7 @@ def _location(prediction_id: str) -> str:
 @blp.route("/predictions", methods=["POST"])
 @blp.arguments(CreatePredictionSchema)
 @blp.response(201, PredictionSchema)
+@blp.alt_response(201, schema=EVENTS, content_type="text/event-stream", description=CREATED, success=True)
 def create_prediction(body: dict[str, Any]) -> Any:
     """Create a prediction on ``owner/name`` (latest version) or ``owner/name:N``."""
     return _create(services().catalog.resolve(body["model"]), body)
@@ -63,6 +72,7 @@ def create_prediction(body: dict[str, Any]) -> Any:
 @blp.route("/models/<owner>/<name>/predictions", methods=["POST"])
 @blp.arguments(CreateModelPredictionSchema)
 @blp.response(201, PredictionSchema)
+@blp.alt_response(201, schema=EVENTS, content_type="text/event-stream", description=CREATED, success=True)
 def create_model_prediction(body: dict[str, Any], owner: str, name: str) -> Any:
     """Create a prediction on the latest version of a model."""
     return _create(services().catalog.model(owner, name).latest, body)
@@ -71,6 +81,7 @@ def create_model_prediction(body: dict[str, Any], owner: str, name: str) -> Any:
 @blp.route("/models/<owner>/<name>/versions/<int:number>/predictions", methods=["POST"])
 @blp.arguments(CreateModelPredictionSchema)
 @blp.response(201, PredictionSchema)
+@blp.alt_response(201, schema=EVENTS, content_type="text/event-stream", description=CREATED, success=True)
 def create_version_prediction(body: dict[str, Any], owner: str, name: str, number: int) -> Any:
     """Create a prediction on one version of a model."""
     return _create(services().catalog.version(ModelRef(owner, name, number).key), body)
@@ -97,8 +108,14 @@ def list_predictions(query: dict[str, Any]) -> Any:
 
 @blp.route("/predictions/<prediction_id>/stream", methods=["GET"])
 @blp.arguments(StreamQuerySchema, location="query")
-@blp.response(200, description="Server-sent events: init, output, then done or error")
-def stream_prediction(query: dict[str, Any], prediction_id: str) -> Any:
+@blp.arguments(StreamHeadersSchema, location="headers")
+@blp.response(
+    200,
+    schema=EVENTS,
+    content_type="text/event-stream",
+    description="Server-sent events: init, output, then done or error",
+)
+def stream_prediction(query: dict[str, Any], headers: dict[str, Any], prediction_id: str) -> Any:
     """Stream a prediction's events: replayed after ``after_id`` (or ``Last-Event-ID``), then live.
 
     ``Prefer: wait=n`` sets how long the stream may stay idle before it ends cleanly.
@@ -107,7 +124,7 @@ def stream_prediction(query: dict[str, Any], prediction_id: str) -> Any:
         raise NotFound("Prediction not found")
     found = services()
     idle = _prefer_wait()
-    after = query["after_id"] or request.headers.get("Last-Event-ID") or None
+    after = query["after_id"] or headers["last_event_id"] or None
     chunks = streams.open_stream(found, g.owner, prediction_id, after, idle or found.settings.wait_default)
     return event_stream(chunks)
 

@@ -56,7 +56,8 @@ def test_parse_model_ref(text: str, expected: tuple[str, str, int | None]) -> No
 @pytest.mark.parametrize(
     "text",
     ["", "echo", "inferq/", "/echo", "inferq/echo:", "inferq/echo:x", "inferq/echo:1234567890",
-     "inferq/echo/extra", "inferq/ echo", "-x/echo", "inferq/echo:-1", "inferq/echo:1.0"],
+     "inferq/echo/extra", "inferq/ echo", "-x/echo", "inferq/echo:-1", "inferq/echo:1.0",
+     "inferq/echo:\uff11", "inferq/echo:\u0663"],
 )  # fmt: skip
 def test_parse_model_ref_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="owner/name"):

@@ -155,6 +155,15 @@ def test_motif_words_and_counts_pick_the_layers() -> None:
     assert plan_scene("a forest", "low", "vivid").layers[-1].count is None  # "a forest" is not one tree
 
 
+@pytest.mark.parametrize(
+    ("number", "count"),
+    [("0", None), ("007", 7), ("40", 40), ("41", 40), ("9" * 5000, 40), ("0" * 5000, None)],
+)
+def test_numbers_of_any_length_are_counts_up_to_the_limit(number: str, count: int | None) -> None:
+    plan = plan_scene(f"{number} circles", "low", "vivid")
+    assert ("circle", count) in {(layer.motif, layer.count) for layer in plan.layers}
+
+
 @pytest.mark.parametrize(("quality", "steps"), [("low", 4), ("medium", 8), ("high", 16)])
 def test_quality_sets_the_number_of_render_steps(quality: str, steps: int) -> None:
     ctx = FakeContext()

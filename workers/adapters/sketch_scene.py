@@ -156,8 +156,8 @@ class ScenePlan:
 
 
 def digest(text: str) -> int:
-    """A stable 32-bit hash of ``text`` (Python's ``hash`` changes per process)."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    """A stable 32-bit hash of any ``text``, lone surrogates too (Python's ``hash`` changes per process)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:4], "big")
 
 
 def words_of(prompt: str) -> list[str]:
@@ -183,12 +183,21 @@ def _anchor(word: str, index: int) -> tuple[float, float]:
     return 0.15 + 0.7 * (value & 0xFFFF) / 0xFFFF, 0.15 + 0.7 * (value >> 16) / 0xFFFF
 
 
+def _count(digits: str) -> int | None:
+    """A number in the prompt as a count: at most ``MAX_COUNT``, none for zero (never ``int()`` of
+    thousands of digits, which Python refuses)."""
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(MAX_COUNT)):
+        return MAX_COUNT
+    return min(int(significant or "0"), MAX_COUNT) or None
+
+
 def _named_motifs(words: list[str]) -> list[Layer]:
     named: dict[str, Layer] = {}
     pending: int | None = None
     for index, word in enumerate(words):
         if word.isdigit():
-            pending = min(int(word), MAX_COUNT) or None
+            pending = _count(word)
         elif word in NUMBER_WORDS:
             pending = NUMBER_WORDS[word]
         elif word in MOTIF_WORDS:
