@@ -20,7 +20,10 @@ import sys
 import threading
 import time
 
+import redis
 from harness import API_KEY, free_port, stack
+
+from common import keys
 
 MODEL = "sentence-transformers/all-minilm-l6-v2"
 GOAL = 0.8
@@ -63,8 +66,9 @@ def raw_rate(model: object, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def served_rate(port: int, texts: list[str], clients: int) -> float:
-    """Sentences per second served to ``clients`` concurrent clients, one sentence per request."""
+def served_rate(port: int, texts: list[str], clients: int, ids: list[str] | None = None) -> float:
+    """Sentences per second served to ``clients`` concurrent clients, one sentence per request
+    (the predictions' ids are added to ``ids`` when given)."""
     lock = threading.Lock()
     pending = list(enumerate(texts))
     failures: list[str] = []
@@ -81,6 +85,8 @@ def served_rate(port: int, texts: list[str], clients: int) -> float:
             connection.request("POST", "/v1/embeddings", body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
+            if ids is not None:
+                ids.append(response.getheader("x-prediction-id") or "")
             if response.status != 200:
                 failures.append(payload.decode()[:200])
 
@@ -93,6 +99,17 @@ def served_rate(port: int, texts: list[str], clients: int) -> float:
     elapsed = time.perf_counter() - started
     assert not failures, failures[:3]
     return len(texts) / elapsed
+
+
+def batches(redis_url: str, ids: list[str]) -> list[int]:
+    """The size of each forward pass the served predictions ran in (from their records' metrics)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    passes: dict[str, int] = {}
+    for prediction_id in ids:
+        metrics = json.loads(client.hget(keys.prediction(prediction_id), "metrics") or "{}")
+        passes[metrics.get("batch_id", prediction_id)] = int(metrics.get("batch_size", 1))
+    client.close()
+    return list(passes.values())
 
 
 def main() -> int:
@@ -115,10 +132,11 @@ def main() -> int:
         s.launcher.start_worker(["sentence-transformers.all-minilm-l6-v2"])
         served_rate(port, texts[: args.clients * 2], args.clients)  # warm up both paths
         raw_rate(model, texts[:64])
-        raw, served = [], []
+        raw, served, ids = [], [], []
         for _ in range(args.rounds):
             raw.append(raw_rate(model, texts))
-            served.append(served_rate(port, texts, args.clients))
+            served.append(served_rate(port, texts, args.clients, ids))
+        batch_sizes = batches(s.env["INFERQ_REDIS_URL"], ids)
     raw_median, served_median = statistics.median(raw), statistics.median(served)
     ratio = served_median / raw_median
 
@@ -127,6 +145,11 @@ def main() -> int:
 
     print(f"raw encode(batch_size=32): {raw_median:.1f} sentences/s (rounds: {rounds(raw)})")
     print(f"inferq, {args.clients} clients:     {served_median:.1f} sentences/s (rounds: {rounds(served)})")
+    print(
+        f"forward passes: {len(batch_sizes)}, predictions per pass: "
+        f"mean {statistics.fmean(batch_sizes):.1f}, median {statistics.median(batch_sizes):g}, "
+        f"max {max(batch_sizes)}"
+    )
     verdict = "meets" if ratio >= GOAL else "misses"
     print(f"embeddings: inferq/raw throughput {ratio:.2f} ({verdict} the goal of >= {GOAL})")
     return 0
