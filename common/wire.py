@@ -84,7 +84,11 @@ class PredictionSchema(PredictionListItemSchema):
     logs = fields.String()
 
 
+_PREDICTION = PredictionSchema()
+"""Dumping keeps no state in the schema, and building one costs ten dumps: one serves every render."""
+
+
 def render(prediction: Prediction) -> dict[str, Any]:
     """A prediction in its full wire shape (what GET returns)."""
-    rendered: dict[str, Any] = PredictionSchema().dump(prediction)
+    rendered: dict[str, Any] = _PREDICTION.dump(prediction)
     return rendered
