@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from harness import API_KEY
@@ -59,3 +61,42 @@ class Client:
     def close(self) -> None:
         """Closes the connection."""
         self.connection.close()
+
+
+def creates(
+    port: int, count: int, clients: int, create: Callable[[Client], tuple[int, Any]]
+) -> tuple[list[Any], list[str]]:
+    """Runs ``create`` ``count`` times from ``clients`` threads, each on its own connection.
+
+    Returns:
+        The answers of the ``201`` creates, and one line per other answer (after
+        the first of those, the threads stop taking more).
+    """
+    answers: list[Any] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    left = [count]
+
+    def client() -> None:
+        api = Client(port)
+        try:
+            while True:
+                with lock:
+                    if left[0] == 0 or errors:
+                        return
+                    left[0] -= 1
+                code, payload = create(api)
+                with lock:
+                    if code == 201:
+                        answers.append(payload)
+                    else:
+                        errors.append(f"{code} {payload}")
+        finally:
+            api.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers, errors

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 
-from client import Client
+from client import creates
 from harness import free_port, stack
 
 GOAL = 3.6
@@ -43,31 +42,14 @@ def run(port: int, count: int, clients: int) -> float:
     Raises:
         RuntimeError: When any answer is not a ``succeeded`` prediction.
     """
-    errors: list[str] = []
-    lock = threading.Lock()
-    left = [count]
-
-    def client() -> None:
-        api = Client(port)
-        try:
-            while True:
-                with lock:
-                    if left[0] == 0 or errors:
-                        return
-                    left[0] -= 1
-                code, payload = api.create("inferq/echo", {"prompt": "scale", "delay_s": DELAY}, wait=60)
-                if code != 201 or payload.get("status") != "succeeded":
-                    with lock:
-                        errors.append(f"{code} {payload}")
-        finally:
-            api.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers, errors = creates(
+        port,
+        count,
+        clients,
+        lambda api: api.create("inferq/echo", {"prompt": "scale", "delay_s": DELAY}, wait=60),
+    )
+    errors += [f"201 {answer}" for answer in answers if answer.get("status") != "succeeded"]
     if errors:
         raise RuntimeError(f"{len(errors)} predictions failed, e.g. {errors[:2]}")
     return time.perf_counter() - started

@@ -37,7 +37,7 @@ import time
 from collections import Counter
 
 import redis
-from client import Client
+from client import creates
 from harness import Stack, free_port, stack
 from procfs import cpu_seconds
 from updates import Updates
@@ -55,34 +55,11 @@ def inferq_rate(port: int, updates: Updates, count: int, clients: int) -> tuple[
     Raises:
         RuntimeError: When a create is refused or the predictions do not all end within a minute.
     """
-    ids: list[str] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    left = [count]
-
-    def client() -> None:
-        api = Client(port)
-        try:
-            while True:
-                with lock:
-                    if left[0] == 0 or errors:
-                        return
-                    left[0] -= 1
-                code, payload = api.create("inferq/echo", {"prompt": "hello"})
-                with lock:
-                    if code == 201:
-                        ids.append(payload["id"])
-                    else:
-                        errors.append(f"{code} {payload}")
-        finally:
-            api.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers, errors = creates(
+        port, count, clients, lambda api: api.create("inferq/echo", {"prompt": "hello"})
+    )
+    ids = [answer["id"] for answer in answers]
     created = time.perf_counter()
     if errors:
         raise RuntimeError(f"creates failed: {errors[:3]}")
