@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +12,14 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
-from PIL import Image
 
 pytest.importorskip("diffusers", reason="needs the diffusers extra")
 pytest.importorskip("transformers", reason="needs the diffusers extra")
 
 from common.errors import ConfigError, PredictionCancelled  # noqa: E402
 from tests.fixtures.tiny_diffusion import build_tiny_pipeline  # noqa: E402
+from tests.unit.fakes import FakeContext  # noqa: E402
+from tests.unit.pictures import decode, pixels  # noqa: E402
 from workers.adapters.diffusers_images import keyed_alpha  # noqa: E402
 from workers.adapters.diffusers_pipeline import DiffusersAdapter  # noqa: E402
 from workers.adapters.diffusers_settings import dtype_keyword  # noqa: E402
@@ -30,26 +28,6 @@ from workers.adapters.sketch import SketchAdapter  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"prompt": "a red circle", "width": 64, "height": 64}
 STEPS = {"low": 2, "medium": 4, "high": 6}
-
-
-class FakeContext:
-    """What ``predict`` sees of a prediction, recording emitted chunks and logs."""
-
-    def __init__(self) -> None:
-        self.cancelled = threading.Event()
-        self.metrics: dict[str, Any] = {}
-        self.chunks: list[dict[str, Any]] = []
-        self.logs: list[str] = []
-
-    def emit(self, chunk: Any) -> None:
-        self.chunks.append(chunk)
-
-    def log(self, message: str) -> None:
-        self.logs.append(message)
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled.is_set():
-            raise PredictionCancelled("asked to stop")
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +49,6 @@ def adapter(pipeline_dir: Path) -> DiffusersAdapter:
 def run(adapter: DiffusersAdapter, ctx: FakeContext | None = None, **overrides: Any) -> dict[str, Any]:
     output: dict[str, Any] = adapter.predict({**BASE, **overrides}, ctx or FakeContext())  # type: ignore[arg-type]
     return output
-
-
-def decode(b64: str) -> Image.Image:
-    image = Image.open(io.BytesIO(base64.b64decode(b64)))
-    image.load()
-    return image
-
-
-def pixels(b64: str) -> np.ndarray[Any, Any]:
-    return np.asarray(decode(b64).convert("RGBA"), dtype=np.float64)
 
 
 def encoded(output: dict[str, Any]) -> list[str]:

@@ -11,7 +11,6 @@ import base64
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +21,7 @@ import pytest
 
 from common.catalog import load_adapter_class
 from common.errors import ConfigError, PredictionCancelled, RequestValidationError
+from tests.unit.fakes import FakeContext
 from workers.adapters import hashing
 from workers.adapters.embeddings import INPUT_SCHEMA, HashEmbedAdapter, MiniLMAdapter, unit
 from workers.adapters.minilm_files import model_files, model_tokenizer
@@ -39,29 +39,6 @@ SENTENCES = [
     "Kittens are playing with a ball of yarn.",
     "Naïve café owners don’t serve crème brûlée before 9 o'clock!",
 ]
-
-
-class FakeContext:
-    """What an adapter sees of a prediction; optionally cancelled right after the adapter's own check."""
-
-    def __init__(self, cancel_after_check: bool = False) -> None:
-        self.cancelled = threading.Event()
-        self.metrics: dict[str, Any] = {}
-        self.chunks: list[Any] = []
-        self.logs: list[str] = []
-        self.cancel_after_check = cancel_after_check
-
-    def emit(self, chunk: Any) -> None:
-        self.chunks.append(chunk)
-
-    def log(self, message: str) -> None:
-        self.logs.append(message)
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled.is_set():
-            raise PredictionCancelled("asked to stop")
-        if self.cancel_after_check:
-            self.cancelled.set()
 
 
 def python(code: str, *args: str, env: dict[str, str] | None = None) -> str:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import base64
-import io
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import numpy as np
 import pytest
-from PIL import Image
 
 from common.errors import PredictionCancelled
+from tests.unit.fakes import FakeContext
+from tests.unit.pictures import decode, pixels
 from workers.adapters import sketch_render
 from workers.adapters.sketch import SketchAdapter, partial_points
 from workers.adapters.sketch_canvas import png_level
@@ -26,42 +25,9 @@ PROMPT = "a red circle at sunset"
 BASE: dict[str, Any] = {"prompt": PROMPT, "width": 128, "height": 96}
 
 
-class FakeContext:
-    """What ``predict`` sees of a prediction, recording emitted chunks and logs."""
-
-    def __init__(self, cancel_on_emit: bool = False) -> None:
-        self.cancelled = threading.Event()
-        self.metrics: dict[str, Any] = {}
-        self.chunks: list[dict[str, Any]] = []
-        self.logs: list[str] = []
-        self.cancel_on_emit = cancel_on_emit
-
-    def emit(self, chunk: Any) -> None:
-        self.chunks.append(chunk)
-        if self.cancel_on_emit:
-            self.cancelled.set()
-
-    def log(self, message: str) -> None:
-        self.logs.append(message)
-
-    def raise_if_cancelled(self) -> None:
-        if self.cancelled.is_set():
-            raise PredictionCancelled("asked to stop")
-
-
 def run(ctx: FakeContext | None = None, **overrides: Any) -> dict[str, Any]:
     output: dict[str, Any] = SketchAdapter({}).predict({**BASE, **overrides}, ctx or FakeContext())  # type: ignore[arg-type]
     return output
-
-
-def decode(b64: str) -> Image.Image:
-    image = Image.open(io.BytesIO(base64.b64decode(b64)))
-    image.load()
-    return image
-
-
-def pixels(b64: str) -> np.ndarray[Any, Any]:
-    return np.asarray(decode(b64).convert("RGBA"), dtype=np.float64)
 
 
 def first(output: dict[str, Any]) -> str:
