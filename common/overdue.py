@@ -17,6 +17,9 @@ from common.config import Settings
 from common.records import ModelRef
 from common.scripts import Scripts
 
+MAX_REQUEUES = 3
+"""Copies of its message recovery may queue for one waiting prediction, at most."""
+
 MessageBuilder = Callable[[str, ModelRef, str], str]
 """Builds the task message for ``(prediction id, model, queue)`` (see ``common.broker.TaskMessages``)."""
 
@@ -73,8 +76,10 @@ class Overdue:
         return waiting
 
     def requeue(self, prediction_id: str, queue: str, message: str) -> bool:
-        """Queues ``message`` again for a prediction still waiting for a worker; see requeue.lua."""
-        return bool(self._run("requeue", prediction_id, message, extra_keys=[keys.celery_queue(queue)]))
+        """Queues ``message`` again for a prediction still waiting for a worker, at most
+        ``MAX_REQUEUES`` times; see requeue.lua."""
+        queue_key = keys.celery_queue(queue)
+        return bool(self._run("requeue", prediction_id, message, MAX_REQUEUES, extra_keys=[queue_key]))
 
     def abandon_overdue(self, now: float, limit: int = 100) -> int:
         """Abandons unclaimed predictions past their queue deadline; returns how many."""
