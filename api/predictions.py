@@ -100,9 +100,10 @@ def wait_for(
     """The prediction once terminal, or as it stands after ``timeout`` seconds (or once ``stop`` is set).
 
     Sleeps on the process's shared notifier (registered before ``prediction``
-    was last read), re-reading the record only when news says it ended: no
-    polling, and no Redis connection held while waiting. Whoever sets ``stop``
-    must also set ``watcher.event``.
+    was last read) until news says it ended, and takes the record from the
+    news (reading it back only when the news was too big to carry it, or lost):
+    no polling, and no Redis connection held while waiting. Whoever sets
+    ``stop`` must also set ``watcher.event``.
     """
     deadline = time.monotonic() + timeout
     while not prediction.status.is_terminal:
@@ -110,8 +111,10 @@ def wait_for(
         if remaining <= 0 or not watcher.event.wait(remaining) or (stop is not None and stop.is_set()):
             return services.store.get(prediction.id) or prediction
         watcher.event.clear()
-        if watcher.note is None or watcher.note in TERMINAL_STATUSES:
-            prediction = services.store.get(prediction.id) or prediction
+        note, data = watcher.note, watcher.data
+        if note is None or note in TERMINAL_STATUSES:
+            ended = services.store.from_news(prediction.id, data) if note and data else None
+            prediction = ended or services.store.get(prediction.id) or prediction
     return prediction
 
 

@@ -1,7 +1,8 @@
-"""Watching predictions change status without polling: a listener on inferq's updates channel.
+"""Watching predictions change status without polling: a listener on inferq's news channels.
 
-Every status change is published as ``<id> <status>`` on
-``common.keys.updates_channel()``; :class:`Updates` subscribes once and
+Every status change is published as ``<id> <status>`` (an ending with the
+record after it) on ``common.keys.updates_channel()`` or, as a prediction
+starts, ``common.keys.progress_channel()``; :class:`Updates` subscribes once and
 timestamps (``time.perf_counter()``) the first time it sees each status of each
 prediction, so a benchmark can wait for, count and time terminal statuses with
 one Redis connection however many predictions it runs.
@@ -16,6 +17,7 @@ from collections.abc import Collection, Iterable
 import redis
 
 from common import keys
+from common.notifier import split_news
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "abandoned"})
 """The statuses a prediction ends in."""
@@ -31,8 +33,9 @@ class Updates:
     def __init__(self, redis_url: str) -> None:
         self._client = redis.Redis.from_url(redis_url, decode_responses=True)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(keys.updates_channel())
-        self._pubsub.get_message(ignore_subscribe_messages=False, timeout=5)  # the subscribe confirmation
+        self._pubsub.subscribe(keys.updates_channel(), keys.progress_channel())
+        for _ in range(2):  # the subscribe confirmations
+            self._pubsub.get_message(ignore_subscribe_messages=False, timeout=5)
         self.seen: dict[str, dict[str, float]] = {}
         """Prediction id to status to when it was first seen."""
         self.terminal: dict[str, list[str]] = {}
@@ -50,7 +53,7 @@ class Updates:
             if message is None:
                 continue
             now = time.perf_counter()
-            prediction_id, _, status = str(message["data"]).partition(" ")
+            prediction_id, status, _ = split_news(str(message["data"]))
             with self._changed:
                 self.seen.setdefault(prediction_id, {}).setdefault(status, now)
                 if status in TERMINAL:

@@ -77,9 +77,19 @@ def leases() -> str:
 
 
 def updates_channel() -> str:
-    """Pub/sub channel carrying ``<id> <status>`` when a prediction's status changes, ``<id> event`` when
-    its event log grows."""
+    """Pub/sub channel carrying what waiters act on: ``<id> <status>[ <record>]`` when a prediction
+    ends (the record as JSON when it is small), ``<id> event`` when its event log grows."""
     return f"{PREFIX}:updates"
+
+
+def progress_channel() -> str:
+    """Pub/sub channel carrying ``<id> starting`` and ``<id> started`` as a prediction starts.
+
+    Kept off :func:`updates_channel` so that waiting API processes are woken
+    once per prediction, when it ends; it is there for observers (the
+    benchmarks, the tests, a dashboard).
+    """
+    return f"{PREFIX}:progress"
 
 
 def cancel_channel() -> str:

@@ -1,7 +1,8 @@
 """Wake-ups for code waiting on predictions, from one pub/sub connection per process.
 
-Publishers send ``"<prediction id>[ <note>]"`` (the store sends the new status
-as the note). A waiter registers for an id, and is woken with the note of each
+Publishers send ``"<prediction id>[ <note>[ <data>]]"`` (the store sends the
+new status as the note, and the ended record as the data when it is small). A
+waiter registers for an id, and is woken with the note and data of each
 message about it; after a reconnection every waiter is woken with no note,
 since messages sent while disconnected are lost, and must re-read. So hundreds
 of waiters share one Redis connection and no one polls.
@@ -26,12 +27,20 @@ RECONNECT_DELAY = 0.5
 """Seconds between attempts to re-subscribe after the connection drops."""
 
 
+def split_news(message: str) -> tuple[str, str, str]:
+    """``(prediction id, note, data)`` of a message on the updates (or progress) channel; '' when absent."""
+    prediction_id, _, rest = message.partition(" ")
+    note, _, data = rest.partition(" ")
+    return prediction_id, note, data
+
+
 @dataclass(eq=False)
 class Watcher:
-    """One waiter's view: ``event`` fires on news, ``note`` holds the latest (None: re-read)."""
+    """One waiter's view: ``event`` fires on news; ``note`` and ``data`` are the latest (no note: re-read)."""
 
     event: threading.Event = field(default_factory=threading.Event)
     note: str | None = None
+    data: str | None = None
 
 
 class Notifier:
@@ -88,10 +97,11 @@ class Notifier:
         self._wake(prediction_id)
 
     def _wake(self, message: str) -> None:
-        prediction_id, _, note = message.partition(" ")
+        prediction_id, note, data = split_news(message)
         with self._lock:
             watchers = list(self._watchers.get(prediction_id, ()))
         for watcher in watchers:
+            watcher.data = data or None
             watcher.note = note or None
             watcher.event.set()
 
@@ -99,7 +109,7 @@ class Notifier:
         with self._lock:
             watchers = [watcher for watching in self._watchers.values() for watcher in watching]
         for watcher in watchers:
-            watcher.note = None
+            watcher.note = watcher.data = None
             watcher.event.set()
 
     def _listen(self) -> None:

@@ -137,6 +137,15 @@ class Prediction:
         return fields
 
     @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Prediction:
+        """Rebuilds a record from a snapshot the store's scripts take: its hash fields plus ``logs``.
+
+        Raises:
+            RecordError: When a field is missing or cannot be decoded.
+        """
+        return cls.from_hash(snapshot, logs=str(snapshot.get("logs", "")))
+
+    @classmethod
     def from_hash(cls, data: Mapping[str, str], logs: str = "") -> Prediction:
         """Rebuilds a record from its Redis hash fields.
 

@@ -13,10 +13,14 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from common import keys
 from common.config import Settings
 from common.stats import BUCKETS
+
+Call = tuple[str, str, Sequence[Any]]
+"""One script run for :meth:`Scripts.many`: ``(script, prediction_id, args)``."""
 
 NAMES = ("create", "claim", "started", "renew", "finish", "cancel", "release", "expire", "requeue")
 """The scripts in ``common/lua``, besides the prelude."""
@@ -34,18 +38,41 @@ class Scripts:
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.settings = settings
+        self._client = client
         self._scripts = {name: client.register_script(load(name)) for name in NAMES}
 
-    def __call__(
-        self,
-        script: str,
-        prediction_id: str,
-        *args: Any,
-        extra_keys: Sequence[str] = (),
-        client: redis.client.Pipeline | None = None,
-    ) -> Any:
-        """Runs ``script`` on ``prediction_id`` (queued on ``client`` when it is a pipeline)."""
-        script_keys = [
+    def __call__(self, script: str, prediction_id: str, *args: Any, extra_keys: Sequence[str] = ()) -> Any:
+        """Runs ``script`` on ``prediction_id``."""
+        return self._scripts[script](
+            keys=self._keys(prediction_id, extra_keys), args=self._argv(prediction_id, args)
+        )
+
+    def many(self, calls: Sequence[Call]) -> list[Any]:
+        """Runs several scripts in one round trip: a pipeline of ``EVALSHA``.
+
+        (redis-py's own pipelined scripts would first ask ``SCRIPT EXISTS`` on
+        every execute, a second round trip.) A call that finds its script gone
+        from Redis (``NOSCRIPT``, after a restart) did not run, and is run again
+        on its own, which loads it.
+        """
+        pipe = self._client.pipeline(transaction=False)
+        for script, prediction_id, args in calls:
+            script_keys = self._keys(prediction_id, ())
+            pipe.evalsha(
+                self._scripts[script].sha, len(script_keys), *script_keys, *self._argv(prediction_id, args)
+            )
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        for i, result in enumerate(results):
+            if isinstance(result, NoScriptError):
+                script, prediction_id, args = calls[i]
+                results[i] = self(script, prediction_id, *args)
+            elif isinstance(result, Exception):
+                raise result
+        return results
+
+    @staticmethod
+    def _keys(prediction_id: str, extra_keys: Sequence[str]) -> list[str]:
+        return [
             keys.prediction(prediction_id),
             keys.pending(),
             keys.leases(),
@@ -58,11 +85,13 @@ class Scripts:
             keys.duration_histogram("run"),
             *extra_keys,
         ]
-        argv = [
+
+    def _argv(self, prediction_id: str, args: Sequence[Any]) -> list[Any]:
+        return [
             prediction_id,
             keys.updates_channel(),
             keys.cancel_channel(),
             int(self.settings.retention),
+            keys.progress_channel(),
             *args,
         ]
-        return self._scripts[script](keys=script_keys, args=argv, client=client)

@@ -3,8 +3,10 @@
 Each state change is one Lua script, so it is atomic and needs one round trip:
 a worker claims a prediction with a compare-and-set and a lease, renews the
 lease while it runs, and ends it with exactly one terminal write; a cancel of
-an unclaimed prediction ends it at once. Every status change is published on
-:func:`common.keys.updates_channel` so waiters wake without polling.
+an unclaimed prediction ends it at once. Every ending is published, with the
+ended record when it is small, on :func:`common.keys.updates_channel` so
+waiters wake without polling (and need not read it back); starting is
+published on :func:`common.keys.progress_channel`.
 """
 
 from __future__ import annotations
@@ -168,6 +170,16 @@ class PredictionStore:
             return None
         return Prediction.from_hash(data, logs or "")
 
+    @staticmethod
+    def from_news(prediction_id: str, data: str) -> Prediction | None:
+        """The ended record that the news of its ending carried (see ``keys.updates_channel``),
+        or None when ``data`` is not such a record of ``prediction_id``."""
+        try:
+            prediction = Prediction.from_snapshot(json.loads(data))
+        except (ValueError, TypeError, AttributeError):  # RecordError is a ValueError
+            return None
+        return prediction if prediction.id == prediction_id and prediction.status.is_terminal else None
+
     def get_owned(self, prediction_id: str, owner: str) -> Prediction:
         """The record if it exists and belongs to ``owner``.
 
@@ -238,11 +250,14 @@ class PredictionStore:
             ``(record, token)`` for each prediction claimed.
         """
         tokens = [uuid.uuid4().hex for _ in hints]
-        pipe = self.redis.pipeline(transaction=False)
-        for hint, token in zip(hints, tokens, strict=True):
-            self._run("claim", hint.prediction_id, *self._claim_args(token, True), client=pipe)
+        results = self._run.many(
+            [
+                ("claim", hint.prediction_id, self._claim_args(token, True))
+                for hint, token in zip(hints, tokens, strict=True)
+            ]
+        )
         claimed = []
-        for hint, token, result in zip(hints, tokens, pipe.execute(), strict=True):
+        for hint, token, result in zip(hints, tokens, results, strict=True):
             if result[0] == ClaimOutcome.CLAIMED.value:
                 fields = dict(zip(result[1::2], result[2::2], strict=True))
                 claimed.append((hint, Prediction.from_hash(fields), token))
@@ -300,24 +315,21 @@ class PredictionStore:
 
     def finish_all(self, endings: Sequence[Ending]) -> list[bool]:
         """Ends several claimed predictions (a batch) in one round trip; see :meth:`finish`."""
-        pipe = self.redis.pipeline(transaction=False)
+        calls = []
         for ending in endings:
             if not ending.status.is_terminal:
                 raise ValueError(f"finish needs a terminal status, not {ending.status}")
             flat = [str(item) for pair in ending.timings.items() for item in (pair[0], repr(pair[1]))]
             error = json.dumps(ending.error.to_dict()) if ending.error else ""
-            self._run(
-                "finish",
-                ending.prediction_id,
-                ending.token,
-                ending.status.value,
-                json.dumps(ending.output),
-                error,
-                json.dumps(ending.metrics),
-                *flat,
-                client=pipe,
+            output, metrics = json.dumps(ending.output), json.dumps(ending.metrics)
+            calls.append(
+                (
+                    "finish",
+                    ending.prediction_id,
+                    (ending.token, ending.status.value, output, error, metrics, *flat),
+                )
             )
-        return [bool(ended) for ended in pipe.execute()]
+        return [bool(ended) for ended in self._run.many(calls)]
 
     def append_log(self, prediction_id: str, text: str) -> None:
         """Appends to the prediction's logs, which expire with the record."""

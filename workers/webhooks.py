@@ -58,7 +58,7 @@ class WebhookDeliverer:
 
     def _attempt(self, prediction_id: str, snapshot: dict[str, Any]) -> bool:
         """Posts one snapshot; True when it is done with (delivered or given up on)."""
-        prediction = Prediction.from_hash(snapshot, logs=str(snapshot.get("logs", "")))
+        prediction = Prediction.from_snapshot(snapshot)
         webhook = prediction.webhook or {}
         url = str(webhook.get("url", ""))
         try:

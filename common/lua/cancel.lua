@@ -1,6 +1,6 @@
--- ARGV[5] owner. Returns 'missing', 'terminal', 'cancelled' (done at once) or 'requested'.
+-- ARGV[6] owner. Returns 'missing', 'terminal', 'cancelled' (done at once) or 'requested'.
 local status = redis.call('HGET', record, 'status')
-if not status or redis.call('HGET', record, 'owner') ~= ARGV[5] then return 'missing' end
+if not status or redis.call('HGET', record, 'owner') ~= ARGV[6] then return 'missing' end
 if TERMINAL[status] then return 'terminal' end
 redis.call('HSET', record, 'cancel_requested', '1')
 local claim = redis.call('HGET', record, 'claim')

@@ -1,5 +1,5 @@
--- ARGV[5] token, ARGV[6] lease ttl (s), ARGV[7] max attempts, ARGV[8] '1' when the model is
--- already loaded (go straight to started), ARGV[9] record ttl while running (s).
+-- ARGV[6] token, ARGV[7] lease ttl (s), ARGV[8] max attempts, ARGV[9] '1' when the model is
+-- already loaded (go straight to started), ARGV[10] record ttl while running (s).
 -- Returns {outcome} or {'claimed', field, value, ...}.
 local status = redis.call('HGET', record, 'status')
 if not status then return {'missing'} end
@@ -11,7 +11,7 @@ local function claimed()
   table.insert(result, 1, 'claimed')
   return result
 end
-if claim == ARGV[5] then return claimed() end  -- a retried call of this very claim
+if claim == ARGV[6] then return claimed() end  -- a retried call of this very claim
 if claim and claim ~= '' then
   local lease = tonumber(redis.call('ZSCORE', leases, id) or '0')
   if lease > now then return {'busy'} end
@@ -26,18 +26,18 @@ if (not claim or claim == '') and deadline > 0 and deadline < now then
   return {'abandoned'}
 end
 local attempts = redis.call('HINCRBY', record, 'attempts', 1)
-if attempts > tonumber(ARGV[7]) then
+if attempts > tonumber(ARGV[8]) then
   finish(now, 'abandoned', nil, internal_error(
     'The worker running this prediction was lost ' .. (attempts - 1) .. ' times; giving up.'))
   return {'abandoned'}
 end
 local next_status = 'starting'
-if ARGV[8] == '1' then next_status = 'started' end
-redis.call('HSET', record, 'status', next_status, 'claim', ARGV[5], 'updated_at', fmt(now),
+if ARGV[9] == '1' then next_status = 'started' end
+redis.call('HSET', record, 'status', next_status, 'claim', ARGV[6], 'updated_at', fmt(now),
   'started_at', fmt(now))
 redis.call('ZREM', pending, id)
-redis.call('ZADD', leases, now + tonumber(ARGV[6]), id)
+redis.call('ZADD', leases, now + tonumber(ARGV[7]), id)
 notify_webhook(now)
-expire_all(tonumber(ARGV[9]))
-redis.call('PUBLISH', updates_channel, id .. ' ' .. next_status)
+expire_all(tonumber(ARGV[10]))
+redis.call('PUBLISH', progress_channel, id .. ' ' .. next_status)
 return claimed()

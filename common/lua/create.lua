@@ -1,35 +1,35 @@
 -- KEYS[STANDARD + 1] owner index, + 2 the Celery queue's list, + 3 per-model prediction counts,
 -- + 4 (batched versions only) the version's lane of hints for gathering workers.
--- ARGV[5] queue deadline (s),
--- ARGV[6] record ttl (s), ARGV[7] the task message, ARGV[8] the init event's data (JSON) for a
--- streamed prediction ('' for none), ARGV[9] the most tasks the queue may hold (0: no limit),
--- ARGV[10..] field/value pairs of the record. Returns 'full' (and stores nothing) when the
+-- ARGV[6] queue deadline (s),
+-- ARGV[7] record ttl (s), ARGV[8] the task message, ARGV[9] the init event's data (JSON) for a
+-- streamed prediction ('' for none), ARGV[10] the most tasks the queue may hold (0: no limit),
+-- ARGV[11..] field/value pairs of the record. Returns 'full' (and stores nothing) when the
 -- queue is full.
 -- Stores the prediction and queues its task in one step, so a stored prediction is always
 -- queued. Returns the creation time; repeating the call (a retried request) changes nothing.
 if redis.call('EXISTS', record) == 1 then return redis.call('HGET', record, 'created_at') end
-local limit = tonumber(ARGV[9])
+local limit = tonumber(ARGV[10])
 if limit > 0 and redis.call('LLEN', KEYS[STANDARD + 2]) >= limit then return 'full' end
 local now = clock()
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', record, unpack(fields))
 redis.call('HSET', record, 'created_at', fmt(now), 'updated_at', fmt(now), 'claim', '')
-redis.call('EXPIRE', record, tonumber(ARGV[6]))
-if ARGV[8] ~= '' then
-  redis.call('XADD', events, '*', 'event', 'init', 'data', ARGV[8])
-  redis.call('EXPIRE', events, tonumber(ARGV[6]))
+redis.call('EXPIRE', record, tonumber(ARGV[7]))
+if ARGV[9] ~= '' then
+  redis.call('XADD', events, '*', 'event', 'init', 'data', ARGV[9])
+  redis.call('EXPIRE', events, tonumber(ARGV[7]))
 end
 redis.call('ZADD', KEYS[STANDARD + 1], 0, id)
-redis.call('ZADD', pending, now + tonumber(ARGV[5]), id)
-redis.call('LPUSH', KEYS[STANDARD + 2], ARGV[7])
+redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
+redis.call('LPUSH', KEYS[STANDARD + 2], ARGV[8])
 local model = cjson.decode(redis.call('HGET', record, 'model'))
 redis.call('HINCRBY', KEYS[STANDARD + 3], model['owner'] .. '/' .. model['name'], 1)
 if KEYS[STANDARD + 4] then
-  redis.call('RPUSH', KEYS[STANDARD + 4], id .. '\n' .. ARGV[7])
+  redis.call('RPUSH', KEYS[STANDARD + 4], id .. '\n' .. ARGV[8])
   redis.call('LTRIM', KEYS[STANDARD + 4], -10000, -1)
-  redis.call('EXPIRE', KEYS[STANDARD + 4], tonumber(ARGV[6]))
+  redis.call('EXPIRE', KEYS[STANDARD + 4], tonumber(ARGV[7]))
 end
 notify_webhook(now)
-redis.call('EXPIRE', outbox, tonumber(ARGV[6]))
+redis.call('EXPIRE', outbox, tonumber(ARGV[7]))
 return fmt(now)

@@ -4,7 +4,8 @@
 --   KEYS[8] finished counts, KEYS[9] wait histogram, KEYS[10] run histogram; a script's own keys
 --   follow from KEYS[STANDARD + 1].
 --   ARGV[1] prediction id, ARGV[2] updates channel, ARGV[3] cancel channel,
---   ARGV[4] retention seconds; script-specific arguments follow from ARGV[5].
+--   ARGV[4] retention seconds, ARGV[5] progress channel; script-specific arguments follow
+--   from ARGV[6].
 local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, webhooks_due = KEYS[6], KEYS[7]
 local finished_counts, wait_histogram, run_histogram = KEYS[8], KEYS[9], KEYS[10]
@@ -12,6 +13,10 @@ local STANDARD = 10
 local BUCKETS = {{{BUCKETS}}}  -- upper bounds, in seconds (common.stats.BUCKETS)
 local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
+local progress_channel = ARGV[5]
+-- The news of an ending carries the record (fields and logs, as JSON) when it is at most this
+-- long, so a waiter need not read it back; a longer record is read back by whoever needs it.
+local NEWS_RECORD_LIMIT = 16384
 local TERMINAL = {succeeded = true, failed = true, cancelled = true, abandoned = true}
 
 local function clock()
@@ -30,16 +35,21 @@ local function expire_all(seconds)
   redis.call('EXPIRE', outbox, seconds)
 end
 
+-- The record as it stands, with its logs: a JSON object of the hash's fields plus 'logs'.
+local function snapshot()
+  local flat = redis.call('HGETALL', record)
+  local fields = {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  fields['logs'] = redis.call('GET', logs) or ''
+  return cjson.encode(fields)
+end
+
 -- After a status change of a prediction with a webhook: queue a snapshot of the record (with
 -- its logs) for delivery, in order, and make the prediction due for delivery now.
 local function notify_webhook(now)
   local webhook = redis.call('HGET', record, 'webhook')
   if not webhook or webhook == '' or webhook == 'null' then return end
-  local flat = redis.call('HGETALL', record)
-  local snapshot = {}
-  for i = 1, #flat, 2 do snapshot[flat[i]] = flat[i + 1] end
-  snapshot['logs'] = redis.call('GET', logs) or ''
-  redis.call('RPUSH', outbox, cjson.encode(snapshot))
+  redis.call('RPUSH', outbox, snapshot())
   redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
@@ -82,7 +92,9 @@ local function finish(now, status, output, err, metrics)
   record_stats(now, status)
   notify_webhook(now)
   expire_all(retention)
-  redis.call('PUBLISH', updates_channel, id .. ' ' .. status)
+  local news, record_now = id .. ' ' .. status, snapshot()
+  if #record_now <= NEWS_RECORD_LIMIT then news = news .. ' ' .. record_now end
+  redis.call('PUBLISH', updates_channel, news)
 end
 
 local function internal_error(message)

@@ -1,5 +1,5 @@
--- KEYS[STANDARD + 1] the Celery queue's list. ARGV[5] queue deadline (s), ARGV[6] record ttl while
--- queued again (s), ARGV[7] the task message to queue. Releases a claim whose lease lapsed
+-- KEYS[STANDARD + 1] the Celery queue's list. ARGV[6] queue deadline (s), ARGV[7] record ttl while
+-- queued again (s), ARGV[8] the task message to queue. Releases a claim whose lease lapsed
 -- (its worker died) and queues the prediction again, in one step. Returns 1 if it did.
 local lease = redis.call('ZSCORE', leases, id)
 if not lease then return 0 end
@@ -16,7 +16,7 @@ if redis.call('HGET', record, 'cancel_requested') == '1' then
   finish(now, 'cancelled')
   return 0
 end
-redis.call('ZADD', pending, now + tonumber(ARGV[5]), id)
-expire_all(tonumber(ARGV[6]))
-redis.call('LPUSH', KEYS[STANDARD + 1], ARGV[7])
+redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
+expire_all(tonumber(ARGV[7]))
+redis.call('LPUSH', KEYS[STANDARD + 1], ARGV[8])
 return 1

@@ -16,6 +16,7 @@ import wriftai
 from common import keys
 from common.embedded_redis import EmbeddedRedis, free_port
 from common.launcher import Launcher
+from common.notifier import split_news
 from tests.conftest import KEYS, base_env
 
 
@@ -93,12 +94,13 @@ def start_worker(stack: Stack) -> Iterator[Callable[..., str]]:
 
 
 def wait_for_status(redis_url: str, prediction_id: str, statuses: set[str], timeout: float = 60.0) -> str:
-    """Blocks until the prediction reaches one of ``statuses`` (heard on the updates channel)."""
+    """Blocks until the prediction reaches one of ``statuses`` (heard on the updates and progress news)."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.updates_channel())
+    pubsub.subscribe(keys.updates_channel(), keys.progress_channel())
     try:
-        pubsub.get_message(ignore_subscribe_messages=False, timeout=5)  # the subscription is live
+        for _ in range(2):  # both subscriptions are live
+            pubsub.get_message(ignore_subscribe_messages=False, timeout=5)
         current = client.hget(keys.prediction(prediction_id), "status")
         deadline = time.monotonic() + timeout
         while current not in statuses:
@@ -106,8 +108,9 @@ def wait_for_status(redis_url: str, prediction_id: str, statuses: set[str], time
             if remaining <= 0:
                 raise TimeoutError(f"{prediction_id} stayed {current}, not {statuses}")
             message = pubsub.get_message(timeout=remaining)
-            if message is not None and message["data"].startswith(prediction_id):
-                current = message["data"].split(" ", 1)[1]
+            if message is not None:
+                about, note, _ = split_news(message["data"])
+                current = note if about == prediction_id else current
         return str(current)
     finally:
         pubsub.close()

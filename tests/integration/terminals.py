@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import redis
 
 from common import keys
+from common.notifier import split_news
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "abandoned"})
 
@@ -82,7 +83,7 @@ class Terminals:
                 while not self._stopping.is_set():
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None:
-                        prediction_id, _, status = message["data"].partition(" ")
+                        prediction_id, status, _ = split_news(message["data"])
                         self._record(prediction_id, status)
             except (redis.ConnectionError, redis.TimeoutError):
                 self._stopping.wait(0.2)

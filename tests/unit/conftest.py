@@ -7,6 +7,7 @@ import pytest
 
 from common import keys
 from common.config import Settings
+from common.notifier import split_news
 from common.store import PredictionStore
 
 
@@ -22,15 +23,18 @@ def store(client: fakeredis.FakeRedis) -> PredictionStore:
 
 @pytest.fixture
 def updates(client: fakeredis.FakeRedis) -> Iterator[Callable[[], list[str]]]:
-    """Returns what was published on the updates channel since the last call."""
+    """Returns the news published on the updates and progress channels since the last call,
+    as ``<id> <note>`` (without the record an ending's news carries)."""
     pubsub = client.pubsub()
-    pubsub.subscribe(keys.updates_channel())
-    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+    pubsub.subscribe(keys.updates_channel(), keys.progress_channel())
+    for _ in range(2):
+        assert pubsub.get_message(timeout=1)["type"] == "subscribe"
 
     def published() -> list[str]:
         messages = []
         while (message := pubsub.get_message(timeout=0)) is not None:
-            messages.append(message["data"])
+            prediction_id, note, _ = split_news(message["data"])
+            messages.append(f"{prediction_id} {note}")
         return messages
 
     yield published

@@ -17,6 +17,7 @@ PID = "0190f3a2-7b1c-7d3e-8f00-0123456789ab"
         (keys.pending(), "inferq:pending"),
         (keys.leases(), "inferq:leases"),
         (keys.updates_channel(), "inferq:updates"),
+        (keys.progress_channel(), "inferq:progress"),
         (keys.cancel_channel(), "inferq:cancel"),
         (keys.worker_heartbeats("inferq.echo"), "inferq:workers:inferq.echo"),
         (keys.celery_queue("inferq.echo"), "inferq.echo"),
@@ -35,6 +36,7 @@ def test_keys_are_distinct() -> None:
         keys.pending(),
         keys.leases(),
         keys.updates_channel(),
+        keys.progress_channel(),
         keys.cancel_channel(),
         keys.worker_heartbeats(PID),
         keys.celery_queue(PID),
@@ -51,6 +53,7 @@ def test_every_key_but_the_celery_queue_is_namespaced() -> None:
         keys.pending(),
         keys.leases(),
         keys.updates_channel(),
+        keys.progress_channel(),
         keys.cancel_channel(),
         keys.worker_heartbeats("q"),
     ]

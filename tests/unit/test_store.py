@@ -1,5 +1,6 @@
 """The prediction store and its Lua scripts, on fakeredis: create, claim, finish, cancel, list."""
 
+import json
 import time
 from collections.abc import Callable
 
@@ -9,6 +10,7 @@ import pytest
 from common import keys, listing
 from common.errors import NotFound
 from common.ids import new_prediction_id
+from common.notifier import split_news
 from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.store import CancelOutcome, ClaimOutcome, PredictionStore
 from tests.unit.stores import (
@@ -153,6 +155,51 @@ def test_finish_only_by_the_claim_holder_and_only_once(
     assert client.ttl(keys.prediction(prediction.id)) <= store.settings.retention
     assert store.renew(prediction.id, "t1") == (False, False)
     assert updates() == [f"{prediction.id} failed"]
+
+
+def test_only_endings_wake_the_waiters(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    """Starting is news for observers (the progress channel); waiters hear only the ending,
+    which carries the ended record, logs included, exactly as a read would return it."""
+    waiters, observers = client.pubsub(), client.pubsub()
+    waiters.subscribe(keys.updates_channel())
+    observers.subscribe(keys.progress_channel())
+    assert waiters.get_message(timeout=1)["type"] == observers.get_message(timeout=1)["type"] == "subscribe"
+    prediction = claimed(store, "t1")
+    store.mark_started(prediction.id, "t1")
+    store.append_log(prediction.id, "loading\n")
+    assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output={"text": "hi"}, metrics={"n": 1})
+    progress = [m["data"] for m in iter(lambda: observers.get_message(timeout=0), None)]
+    news = [m["data"] for m in iter(lambda: waiters.get_message(timeout=0), None)]
+    assert progress == [f"{prediction.id} starting", f"{prediction.id} started"]
+    assert len(news) == 1
+    about, note, data = split_news(news[0])
+    assert (about, note) == (prediction.id, "succeeded")
+    carried = store.from_news(prediction.id, data)
+    assert carried is not None and carried == store.get(prediction.id)
+    assert (carried.output, carried.logs) == ({"text": "hi"}, "loading\n")
+
+
+def test_a_big_ending_is_news_without_the_record(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    waiters = client.pubsub()
+    waiters.subscribe(keys.updates_channel())
+    assert waiters.get_message(timeout=1)["type"] == "subscribe"
+    prediction = claimed(store, "t1")
+    assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output="x" * 20000)
+    assert waiters.get_message(timeout=1)["data"] == f"{prediction.id} succeeded"
+
+
+@pytest.mark.parametrize("data", ["", "null", "[1, 2]", "{}", '{"id": "other"}', "{not json"])
+def test_news_that_is_not_an_ended_record_is_ignored(store: PredictionStore, data: str) -> None:
+    assert store.from_news(new(store).id, data) is None
+
+
+def test_news_of_another_or_a_running_prediction_is_ignored(store: PredictionStore) -> None:
+    running = claimed(store, "t1")
+    snapshot = json.dumps(running.to_hash() | {"status": "started"})
+    assert store.from_news(running.id, snapshot) is None
+    snapshot = json.dumps(running.to_hash() | {"status": "succeeded"})
+    assert store.from_news(running.id, snapshot) is not None
+    assert store.from_news(new_prediction_id(), snapshot) is None
 
 
 def test_finish_stores_output(store: PredictionStore) -> None:

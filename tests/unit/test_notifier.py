@@ -1,0 +1,53 @@
+"""The notifier: one subscription relaying news of predictions to the waiters registered for them."""
+
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+
+from common.notifier import Notifier, split_news
+
+CHANNEL = "news"
+
+
+@pytest.fixture
+def client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(decode_responses=True)
+
+
+@pytest.fixture
+def notifier(client: fakeredis.FakeRedis) -> Iterator[Notifier]:
+    notifier = Notifier(client, CHANNEL)
+    yield notifier
+    notifier.stop()
+
+
+@pytest.mark.parametrize(
+    ("message", "parts"),
+    [
+        ("p1", ("p1", "", "")),
+        ("p1 event", ("p1", "event", "")),
+        ('p1 succeeded {"id": "p1", "logs": "a b"}', ("p1", "succeeded", '{"id": "p1", "logs": "a b"}')),
+    ],
+)
+def test_split_news(message: str, parts: tuple[str, str, str]) -> None:
+    assert split_news(message) == parts
+
+
+def test_a_waiter_hears_the_note_and_data_of_its_own_prediction(
+    notifier: Notifier, client: fakeredis.FakeRedis
+) -> None:
+    with notifier.watch("p1") as mine, notifier.watch("p2") as other:
+        assert mine.event.wait(5)  # woken once with no note when the subscription is live
+        assert mine.note is None
+        mine.event.clear()
+        other.event.wait(5)
+        other.event.clear()
+        client.publish(CHANNEL, 'p1 succeeded {"id": "p1"}')
+        assert mine.event.wait(5)
+        assert (mine.note, mine.data) == ("succeeded", '{"id": "p1"}')
+        mine.event.clear()
+        client.publish(CHANNEL, "p1 event")
+        assert mine.event.wait(5)
+        assert (mine.note, mine.data) == ("event", None)
+        assert not other.event.is_set()
