@@ -44,12 +44,15 @@ def api_command(host: str, port: int, workers: int, metrics_dir: Path) -> list[s
 
     gevent workers hold hundreds of waiting requests and open streams per
     process as cheap greenlets, where a thread-per-request server would cap
-    them at its thread count. ``metrics_dir`` lets gunicorn's processes share
+    them at its thread count. The ``gevent_pywsgi`` flavour speaks HTTP with
+    gevent's own server, which costs less CPU per request than gunicorn's
+    parser and writes a response's headers and body in one send (measured in
+    ``bench/overhead.py``). ``metrics_dir`` lets gunicorn's processes share
     their request metrics.
     """
     return [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "gevent",
+        "--worker-class", "gevent_pywsgi",
         "--worker-connections", "1000",
         "--workers", str(workers),
         "--bind", f"{host}:{port}",
