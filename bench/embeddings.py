@@ -3,10 +3,11 @@
 In one run, alternating: the raw model's ``SentenceTransformer.encode(batch_size=32)``
 sentences per second over the same sentences, and inferq's served sentences per
 second with 32 concurrent clients each sending one sentence per request to
-``/v1/embeddings`` (one prefork worker process; dynamic batching gathers them).
-Prints the ratio (goal: served / raw >= 0.8). Needs the embeddings extra.
+``/v1/embeddings`` (one prefork worker process; dynamic batching gathers them;
+two API processes, as ``inferq api`` runs by default). Prints the ratio (goal:
+served / raw >= 0.8). Needs the embeddings extra.
 
-    python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32]
+    python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32] [--api-workers 2]
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--api-workers", type=int, default=2, help="API processes (inferq api's default)")
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
 
@@ -128,7 +130,7 @@ def main() -> int:
     model = SentenceTransformer(str(model_files().directory), device="cpu")
     with stack() as s:
         port = free_port()
-        s.launcher.start_api("127.0.0.1", port)
+        s.launcher.start_api("127.0.0.1", port, args.api_workers)
         s.launcher.start_worker(["sentence-transformers.all-minilm-l6-v2"])
         served_rate(port, texts[: args.clients * 2], args.clients)  # warm up both paths
         raw_rate(model, texts[:64])
@@ -144,7 +146,10 @@ def main() -> int:
         return ", ".join(f"{rate:.0f}" for rate in rates)
 
     print(f"raw encode(batch_size=32): {raw_median:.1f} sentences/s (rounds: {rounds(raw)})")
-    print(f"inferq, {args.clients} clients:     {served_median:.1f} sentences/s (rounds: {rounds(served)})")
+    print(
+        f"inferq, {args.clients} clients, {args.api_workers} API processes: "
+        f"{served_median:.1f} sentences/s (rounds: {rounds(served)})"
+    )
     print(
         f"forward passes: {len(batch_sizes)}, predictions per pass: "
         f"mean {statistics.fmean(batch_sizes):.1f}, median {statistics.median(batch_sizes):g}, "

@@ -3,7 +3,9 @@
 Both sides run in this one process, alternating in rounds, on the same private
 Redis with the same number of worker processes: one inferq worker
 (``--concurrency W``) on ``inferq.echo`` and one raw Celery worker (``-c W``),
-both prefork with prefetch 1 and late acks. The API is one gunicorn process.
+both prefork with prefetch 1 and late acks. The API is one gunicorn process
+(``--api-workers``; two, ``inferq api``'s default, measured the same here: the
+run is CPU-bound, and each API process hears every prediction's news).
 
 - inferq: ``N`` predictions of ``inferq/echo`` created without ``Prefer: wait``
   by ``--clients`` threads, each on its own kept-alive ``http.client``
@@ -23,7 +25,7 @@ process (from ``/proc``; Redis's from ``INFO cpu``): on a small machine the
 API, the workers, Redis and this client share the same cores, so throughput
 follows the CPU each side spends per prediction.
 
-    python bench/throughput.py [--predictions 1000] [--rounds 3] [--workers 2] [--clients 4]
+    python bench/throughput.py [--predictions 1000] [--rounds 3] [--workers 2] [--clients 4] [--api-workers 2]
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="worker processes on each side")
     parser.add_argument("--clients", type=int, default=4, help="threads creating inferq predictions")
+    parser.add_argument("--api-workers", type=int, default=1, help="API processes")
     args = parser.parse_args()
     with stack() as s:
         s.launcher.start(
@@ -143,7 +146,7 @@ def main() -> int:
              "-P", "prefork", "-O", "fair", "--without-gossip", "--without-mingle", "-l", "WARNING"],
         )  # fmt: skip
         port = free_port()
-        s.launcher.start_api("127.0.0.1", port, workers=1)
+        s.launcher.start_api("127.0.0.1", port, workers=args.api_workers)
         worker = s.launcher.start_worker(["inferq.echo"], concurrency=args.workers)
         os.environ["INFERQ_REDIS_URL"] = s.env["INFERQ_REDIS_URL"]
         updates = Updates(s.redis.url)

@@ -30,6 +30,10 @@ from workers.tasks import register_tasks
 
 logger = logging.getLogger("workers")
 
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+"""Celery's two lines per task (``Task ... received``, ``... succeeded in``), shown only at DEBUG:
+the runner logs one line per prediction, with its id, and each line costs the hot path time."""
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Reads the worker's command line."""
@@ -48,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = Settings.from_env(os.environ)
-        logs.configure(settings.log_format, args.loglevel or settings.log_level)
+        level = args.loglevel or settings.log_level
+        logs.configure(settings.log_format, level)
+        if logging.getLevelName(level.upper()) != logging.DEBUG:
+            for name in CELERY_TASK_LOGGERS:
+                logging.getLogger(name).setLevel(logging.WARNING)
         catalog = Catalog.load(settings.models_path)
         settings.required_redis_url  # noqa: B018 - fail before forking anything
     except ConfigError as e:
@@ -66,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         queues=queues,
         concurrency=args.concurrency,
         pool="prefork",
-        loglevel=args.loglevel or settings.log_level,
+        loglevel=level,
         without_gossip=True,
         without_mingle=True,
         optimization="fair",
