@@ -1,5 +1,6 @@
 """The notifier: one subscription relaying news of predictions to the waiters registered for them."""
 
+import time
 from collections.abc import Iterator
 
 import fakeredis
@@ -38,10 +39,12 @@ def test_a_waiter_hears_the_note_and_data_of_its_own_prediction(
     notifier: Notifier, client: fakeredis.FakeRedis
 ) -> None:
     with notifier.watch("p1") as mine, notifier.watch("p2") as other:
-        assert mine.event.wait(5)  # woken once with no note when the subscription is live
-        assert mine.note is None
+        deadline = time.monotonic() + 5
+        while not mine.event.wait(0.05):  # until the listener has subscribed
+            assert time.monotonic() < deadline
+            client.publish(CHANNEL, "p1 ping")
+        time.sleep(0.1)  # let the last pings arrive
         mine.event.clear()
-        other.event.wait(5)
         other.event.clear()
         client.publish(CHANNEL, 'p1 succeeded {"id": "p1"}')
         assert mine.event.wait(5)
