@@ -40,6 +40,15 @@ def test_prefer_wait_answers_once_terminal(alice: wriftai.Client) -> None:
     assert done["output"] == "a b c"
 
 
+@pytest.mark.parametrize("words", [3, 20_000], ids=["carried-by-the-news", "too-big-so-read-back"])
+def test_a_waited_answer_is_the_record_as_stored(alice: wriftai.Client, words: int) -> None:
+    """The news of an ending carries records up to 16 KiB; a bigger one is read back."""
+    prompt = " ".join(["word"] * words)
+    done = alice.predictions.create(model="inferq/echo", input={"prompt": prompt}, wait=True)
+    assert (done["status"], done["output"]) == ("succeeded", prompt)
+    assert alice.predictions.get(done["id"]) == done
+
+
 def test_prefer_wait_returns_the_running_prediction_when_the_wait_runs_out(
     alice: wriftai.Client, stack: Stack
 ) -> None:
