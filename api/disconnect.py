@@ -1,4 +1,4 @@
-"""Noticing that a client hung up while its request waits (under gunicorn's gevent_pywsgi workers)."""
+"""Noticing that a client hung up while its request waits (under the API's gevent workers)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def disconnect_watch(on_disconnect: Callable[[], None]) -> Iterator[None]:
     become readable: end-of-file means it is gone. Outside gevent (the Flask
     test client, a threaded server) nothing is watched.
     """
-    sock = request.environ.get("gunicorn.sock")  # gunicorn's gevent_pywsgi worker
+    sock = request.environ.get("gunicorn.sock")  # set by common.webserver.Worker
     hub = _gevent_spawn()
     if sock is None or hub is None:
         yield

@@ -30,6 +30,9 @@ STOP_TIMEOUT = 30.0
 READY_TIMEOUT = 60.0
 """Seconds a process gets to become ready."""
 
+KEEPALIVE = 75
+"""Seconds the API keeps an idle client connection open (longer than the usual load balancer's 60)."""
+
 
 def metrics_directory(base: Path) -> Path:
     """An empty directory for the API's Prometheus multiprocess files (stale ones skew counts)."""
@@ -39,26 +42,28 @@ def metrics_directory(base: Path) -> Path:
     return base
 
 
-def api_command(host: str, port: int, workers: int, metrics_dir: Path) -> list[str]:
+def api_command(
+    host: str, port: int, workers: int, metrics_dir: Path, keepalive: int = KEEPALIVE
+) -> list[str]:
     """The gunicorn command line of the API.
 
     gevent workers hold hundreds of waiting requests and open streams per
     process as cheap greenlets, where a thread-per-request server would cap
-    them at its thread count. The ``gevent_pywsgi`` flavour speaks HTTP with
-    gevent's own server, which costs less CPU per request than gunicorn's
-    parser and writes a response's headers and body in one send (measured in
-    ``bench/overhead.py``). ``metrics_dir`` lets gunicorn's processes share
-    their request metrics.
+    them at its thread count. The worker class (``common.webserver.Worker``) speaks
+    HTTP with gevent's own server, which costs less CPU per request than
+    gunicorn's parser, and closes connections idle for ``--keep-alive``
+    seconds. ``metrics_dir`` lets gunicorn's processes share their request
+    metrics.
     """
     return [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "gevent_pywsgi",
+        "--worker-class", "common.webserver.Worker",
         "--worker-connections", "1000",
         "--workers", str(workers),
         "--bind", f"{host}:{port}",
         "--timeout", "60",
         "--graceful-timeout", "30",
-        "--keep-alive", "75",
+        "--keep-alive", str(keepalive),
         "--no-control-socket",
         "--env", f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}",
         "api:create_app()",
@@ -106,11 +111,13 @@ class Launcher:
         self.processes[name] = process
         return process
 
-    def start_api(self, host: str, port: int, workers: int = 1, name: str = "api") -> str:
+    def start_api(
+        self, host: str, port: int, workers: int = 1, name: str = "api", keepalive: int = KEEPALIVE
+    ) -> str:
         """Starts the API and returns its base URL once ``/healthz`` answers."""
         scratch = self.log_dir or Path(tempfile.gettempdir()) / f"inferq-{os.getpid()}"
         metrics_dir = metrics_directory(scratch / f"metrics-{port}")
-        process = self.start(name, api_command(host, port, workers, metrics_dir))
+        process = self.start(name, api_command(host, port, workers, metrics_dir, keepalive))
         base = f"http://{host}:{port}"
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
