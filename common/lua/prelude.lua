@@ -45,11 +45,12 @@ local function snapshot()
 end
 
 -- After a status change of a prediction with a webhook: queue a snapshot of the record (with
--- its logs) for delivery, in order, and make the prediction due for delivery now.
-local function notify_webhook(now)
+-- its logs; ``taken`` when the caller has just taken it) for delivery, in order, and make the
+-- prediction due for delivery now.
+local function notify_webhook(now, taken)
   local webhook = redis.call('HGET', record, 'webhook')
   if not webhook or webhook == '' or webhook == 'null' then return end
-  redis.call('RPUSH', outbox, snapshot())
+  redis.call('RPUSH', outbox, taken or snapshot())
   redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
@@ -90,10 +91,11 @@ local function finish(now, status, output, err, metrics)
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
   record_stats(now, status)
-  notify_webhook(now)
+  local ended = snapshot()
+  notify_webhook(now, ended)
   expire_all(retention)
-  local news, record_now = id .. ' ' .. status, snapshot()
-  if #record_now <= NEWS_RECORD_LIMIT then news = news .. ' ' .. record_now end
+  local news = id .. ' ' .. status
+  if #ended <= NEWS_RECORD_LIMIT then news = news .. ' ' .. ended end
   redis.call('PUBLISH', updates_channel, news)
 end
 
