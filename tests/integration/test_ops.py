@@ -196,7 +196,9 @@ def test_a_full_queue_answers_429_and_stores_nothing(
 def test_logs_are_json_lines_naming_the_request_and_prediction(stack: Stack, alice: wriftai.Client) -> None:
     done = alice.predictions.create(model="inferq/echo", input={"prompt": "logged"}, wait=True)
     worker_lines = _json_lines(stack.logs / "default@tests.log")
-    assert any(line.get("prediction_id") == done["id"] for line in worker_lines)
+    about_it = [line for line in worker_lines if done["id"] in str(line.get("message"))]
+    # one line per prediction, the runner's; Celery's "received" / "succeeded in" only at DEBUG
+    assert [(line["logger"], line["prediction_id"]) for line in about_it] == [("workers.runner", done["id"])]
     api_lines = _json_lines(stack.logs / "api.log")
     assert api_lines and all({"ts", "level", "logger", "message"} <= set(line) for line in api_lines)
 
