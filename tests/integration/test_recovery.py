@@ -44,11 +44,13 @@ def test_a_whole_worker_killed_mid_prediction_is_recovered_by_another(
 ) -> None:
     doomed = start_worker(["tests.runs"])
     record = tmp_path / "runs.txt"
-    running = alice.predictions.create(model="tests/runs", input={"record_to": str(record), "seconds": 1})
+    # Long enough that it is still running on the doomed worker once the survivor is up.
+    running = alice.predictions.create(model="tests/runs", input={"record_to": str(record), "seconds": 8})
     wait_for_status(stack.env["INFERQ_REDIS_URL"], running["id"], {"started"})
     launcher = start_worker.launcher  # type: ignore[attr-defined]
     doomed_pids = {launcher.processes[doomed].pid, *pool_children(launcher.processes[doomed].pid)}
     survivor = start_worker(["tests.runs"])
+    assert [run[0] for run in _runs(record)] == ["start"], "it ended before the kill"
 
     launcher.kill_group(doomed)  # main process and pool, as `docker kill` does
 
