@@ -44,6 +44,14 @@ local function snapshot()
   return cjson.encode(fields)
 end
 
+-- Whether the record and its logs may fit in the news, judged by the fields that grow (input,
+-- output, logs) without reading them: a big record is not encoded only to be left out.
+local function may_fit_news()
+  local size = redis.call('HSTRLEN', record, 'input') + redis.call('HSTRLEN', record, 'output')
+    + redis.call('STRLEN', logs)
+  return size <= NEWS_RECORD_LIMIT
+end
+
 -- After a status change of a prediction with a webhook: queue a snapshot of the record (with
 -- its logs; ``taken`` when the caller has just taken it) for delivery, in order, and make the
 -- prediction due for delivery now.
@@ -91,11 +99,12 @@ local function finish(now, status, output, err, metrics)
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
   record_stats(now, status)
-  local ended = snapshot()
+  local ended = nil
+  if may_fit_news() then ended = snapshot() end
   notify_webhook(now, ended)
   expire_all(retention)
   local news = id .. ' ' .. status
-  if #ended <= NEWS_RECORD_LIMIT then news = news .. ' ' .. ended end
+  if ended and #ended <= NEWS_RECORD_LIMIT then news = news .. ' ' .. ended end
   redis.call('PUBLISH', updates_channel, news)
 end
 

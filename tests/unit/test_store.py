@@ -188,6 +188,21 @@ def test_a_big_ending_is_news_without_the_record(store: PredictionStore, client:
     assert waiters.get_message(timeout=1)["data"] == f"{prediction.id} succeeded"
 
 
+def test_a_big_ending_still_gives_its_webhook_the_whole_record(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    waiters = client.pubsub()
+    waiters.subscribe(keys.updates_channel())
+    assert waiters.get_message(timeout=1)["type"] == "subscribe"
+    prediction = new(store, webhook={"url": "http://hook"})
+    assert store.claim(prediction.id, "t1", ready=True).outcome is ClaimOutcome.CLAIMED
+    store.append_log(prediction.id, "y" * 20000)
+    assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output="x")
+    assert waiters.get_message(timeout=1)["data"] == f"{prediction.id} succeeded"
+    ended = json.loads(client.lrange(keys.webhook_outbox(prediction.id), -1, -1)[0])
+    assert (ended["status"], ended["output"], ended["logs"]) == ("succeeded", '"x"', "y" * 20000)
+
+
 @pytest.mark.parametrize("data", ["", "null", "[1, 2]", "{}", '{"id": "other"}', "{not json"])
 def test_news_that_is_not_an_ended_record_is_ignored(store: PredictionStore, data: str) -> None:
     assert store.from_news(new(store).id, data) is None
