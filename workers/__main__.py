@@ -22,7 +22,7 @@ from common.errors import ConfigError
 from common.heartbeats import Heartbeat
 from common.outbox import Outbox
 from common.recovery import INTERVAL, Recovery
-from common.runtime import tune_gc
+from common.runtime import share_cores, tune_gc
 from common.store import PredictionStore
 from common.ticker import Ticker
 from workers.process import ProcessState
@@ -50,6 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Starts a prefork Celery worker on the given queues; returns its exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    share_cores()
     try:
         settings = Settings.from_env(os.environ)
         level = args.loglevel or settings.log_level
