@@ -102,6 +102,11 @@ def batch_lane(model_version: str) -> str:
     return f"{PREFIX}:lane:{model_version}"
 
 
+def lanes_channel() -> str:
+    """Pub/sub channel carrying a lane's name (:func:`batch_lane`) whenever a hint is pushed onto it."""
+    return f"{PREFIX}:lanes"
+
+
 def rate_limit_prefix() -> str:
     """Prefix of the rate limiter's counters (one per API key and window, kept by flask-limiter)."""
     return f"{PREFIX}:ratelimit"

@@ -61,9 +61,11 @@ class Notifier:
                 self._thread = threading.Thread(target=self._listen, name="inferq-notifier", daemon=True)
                 self._thread.start()
 
-    def stop(self) -> None:
-        """Stops the listener thread (it exits within a second)."""
+    def stop(self, wait: bool = False) -> None:
+        """Stops the listener thread (it exits within a second; ``wait`` for it to)."""
         self._stopping.set()
+        if wait and self._thread is not None:
+            self._thread.join()
 
     @contextmanager
     def watch(self, prediction_id: str, event: threading.Event | None = None) -> Iterator[Watcher]:

@@ -12,7 +12,6 @@ published on :func:`common.keys.progress_channel`.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,10 @@ from common import keys
 from common.config import Settings
 from common.errors import NotFound, QueueFull
 from common.events import EventLog
+from common.lanes import Hint, Lanes
 from common.listing import OwnerIndex
 from common.overdue import Overdue
-from common.records import ModelRef, Prediction, PredictionError, Status
+from common.records import Prediction, PredictionError, Status
 from common.scripts import Scripts
 
 
@@ -73,14 +73,6 @@ class Ending:
 
 
 @dataclass(frozen=True)
-class Hint:
-    """A queued prediction of a batched version, and its task message as it sits in the queue."""
-
-    prediction_id: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Claim:
     """The result of a claim attempt, with the record when it was claimed."""
 
@@ -102,6 +94,8 @@ class PredictionStore:
         """The predictions' event logs (which the scripts also write: init, done, error)."""
         self.overdue = Overdue(client, settings, self._run)
         """What nobody is doing: lapsed leases, lost messages, missed queue deadlines."""
+        self.lanes = Lanes(client)
+        """Hints of queued predictions of batched versions, for gathering workers."""
 
     # -- the API side -----------------------------------------------------------------
 
@@ -142,6 +136,7 @@ class PredictionStore:
             message,
             init_event,
             max_queue_depth,
+            keys.lanes_channel(),
             *flat,
             extra_keys=[
                 keys.owner_predictions(prediction.owner),
@@ -216,31 +211,6 @@ class PredictionStore:
             return Claim(outcome)
         fields = dict(zip(result[1::2], result[2::2], strict=True))
         return Claim(outcome, Prediction.from_hash(fields))
-
-    def take_hints(self, model: ModelRef, count: int, wait: float, gap: float) -> list[Hint]:
-        """Takes up to ``count`` hints of queued predictions of ``model``.
-
-        While hints keep arriving less than ``gap`` seconds apart (a burst of
-        requests), it keeps taking them, for at most ``wait`` seconds in all; a
-        quiet gap ends the batch. Hints can be stale (the prediction already
-        ran) or lost (a worker died holding them): a hinted prediction also has
-        its own task message, so a hint is only ever a chance to run it sooner,
-        in a batch.
-        """
-        lane = keys.batch_lane(model.key)
-        deadline = time.monotonic() + wait
-        raw = cast(list[str], self.redis.lpop(lane, count) or [])
-        while len(raw) < count and (remaining := min(gap, deadline - time.monotonic())) > 0.0005:
-            popped = cast(tuple[str, str] | None, self.redis.blpop([lane], timeout=remaining))
-            if popped is None:
-                break
-            raw.append(popped[1])
-            raw.extend(cast(list[str], self.redis.lpop(lane, count - len(raw)) or []))
-        hints = []
-        for entry in raw:
-            prediction_id, _, message = entry.partition("\n")
-            hints.append(Hint(prediction_id, message))
-        return hints
 
     def claim_hinted(self, hints: list[Hint], queue: str) -> list[tuple[Prediction, str]]:
         """Claims the hinted predictions that are still free (as ``started``: the model is loaded),

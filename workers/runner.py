@@ -192,7 +192,7 @@ class Runner:
         gap = float(options.get("batch_gap_ms", DEFAULT_BATCH_GAP_MS)) / 1000
         if size <= 1:
             return []
-        hints = self.store.take_hints(version.ref, size - 1, wait, gap)
+        hints = self.store.lanes.take(version.ref, size - 1, wait, gap)
         hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
         others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
         for member in others:

@@ -3,8 +3,8 @@
 -- ARGV[6] queue deadline (s),
 -- ARGV[7] record ttl (s), ARGV[8] the task message, ARGV[9] the init event's data (JSON) for a
 -- streamed prediction ('' for none), ARGV[10] the most tasks the queue may hold (0: no limit),
--- ARGV[11..] field/value pairs of the record. Returns 'full' (and stores nothing) when the
--- queue is full.
+-- ARGV[11] the channel that hears of pushes onto lanes, ARGV[12..] field/value pairs of the
+-- record. Returns 'full' (and stores nothing) when the queue is full.
 -- Stores the prediction and queues its task in one step, so a stored prediction is always
 -- queued. Returns the creation time; repeating the call (a retried request) changes nothing.
 if redis.call('EXISTS', record) == 1 then return redis.call('HGET', record, 'created_at') end
@@ -12,7 +12,7 @@ local limit = tonumber(ARGV[10])
 if limit > 0 and redis.call('LLEN', KEYS[STANDARD + 2]) >= limit then return 'full' end
 local now = clock()
 local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', record, unpack(fields))
 redis.call('HSET', record, 'created_at', fmt(now), 'updated_at', fmt(now), 'claim', '')
 redis.call('EXPIRE', record, tonumber(ARGV[7]))
@@ -29,6 +29,7 @@ if KEYS[STANDARD + 4] then
   redis.call('RPUSH', KEYS[STANDARD + 4], id .. '\n' .. ARGV[8])
   redis.call('LTRIM', KEYS[STANDARD + 4], -10000, -1)
   redis.call('EXPIRE', KEYS[STANDARD + 4], tonumber(ARGV[7]))
+  redis.call('PUBLISH', ARGV[11], KEYS[STANDARD + 4])
 end
 notify_webhook(now)
 redis.call('EXPIRE', outbox, tonumber(ARGV[7]))
