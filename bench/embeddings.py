@@ -7,6 +7,10 @@ second with 32 concurrent clients each sending one sentence per request to
 two API processes, as ``inferq api`` runs by default). Prints the ratio (goal:
 served / raw >= 0.8). Needs the embeddings extra.
 
+It also times one client sending one sentence at a time (p50 of ``--lone``
+requests) against the raw model encoding one sentence: what a request that
+finds no batch to join waits, the batch's gap included.
+
     python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32] [--api-workers 2]
 """
 
@@ -102,6 +106,33 @@ def served_rate(port: int, texts: list[str], clients: int, ids: list[str] | None
     return len(texts) / elapsed
 
 
+def raw_latency(model: object, texts: list[str]) -> float:
+    """Median milliseconds of ``model.encode([text])``, one sentence at a time."""
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        model.encode([text], normalize_embeddings=True)  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def served_latency(port: int, texts: list[str]) -> float:
+    """Median milliseconds of a ``/v1/embeddings`` request of one sentence, one at a time."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    times = []
+    for text in texts:
+        body = json.dumps({"model": MODEL, "input": text, "encoding_format": "base64"})
+        started = time.perf_counter()
+        connection.request("POST", "/v1/embeddings", body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        times.append(time.perf_counter() - started)
+        assert response.status == 200, payload[:200]
+    connection.close()
+    return statistics.median(times) * 1000
+
+
 def batches(redis_url: str, ids: list[str]) -> list[int]:
     """The size of each forward pass the served predictions ran in (from their records' metrics)."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -121,6 +152,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--api-workers", type=int, default=2, help="API processes (inferq api's default)")
+    parser.add_argument("--lone", type=int, default=100, help="requests of one sentence, one at a time")
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
 
@@ -139,6 +171,8 @@ def main() -> int:
             raw.append(raw_rate(model, texts))
             served.append(served_rate(port, texts, args.clients, ids))
         batch_sizes = batches(s.env["INFERQ_REDIS_URL"], ids)
+        lone = texts[: args.lone]
+        raw_one, served_one = raw_latency(model, lone), served_latency(port, lone)
     raw_median, served_median = statistics.median(raw), statistics.median(served)
     ratio = served_median / raw_median
 
@@ -154,6 +188,10 @@ def main() -> int:
         f"forward passes: {len(batch_sizes)}, predictions per pass: "
         f"mean {statistics.fmean(batch_sizes):.1f}, median {statistics.median(batch_sizes):g}, "
         f"max {max(batch_sizes)}"
+    )
+    print(
+        f"one sentence at a time: raw encode p50 {raw_one:.1f} ms, inferq p50 {served_one:.1f} ms "
+        f"({served_one - raw_one:.1f} ms more)"
     )
     verdict = "meets" if ratio >= GOAL else "misses"
     print(f"embeddings: inferq/raw throughput {ratio:.2f} ({verdict} the goal of >= {GOAL})")
