@@ -147,6 +147,20 @@ def test_concurrent_requests_share_one_forward_pass_and_get_their_own_rows(
         assert np.allclose(vector, expected, atol=1e-6)
 
 
+def test_a_lone_request_to_a_version_with_a_sub_millisecond_gap_is_answered(
+    client: openai.OpenAI, start_worker: Callable[..., str]
+) -> None:
+    # The worker gathering its batch used to wait with BLPOP, and Redis 6 reads a blocking
+    # timeout under 1 ms as "for ever": the batch waited for a request that never came.
+    start_worker(["tests.eager-embed"])
+    text = "a request with no company"
+    answer = client.with_options(timeout=20, max_retries=0).embeddings.create(
+        model="tests/eager-embed", input=text, encoding_format="float"
+    )
+    expected = np.frombuffer(base64.b64decode(_embed_one(HashEmbedAdapter({"dimensions": 64}), text)), "<f4")
+    assert np.allclose(answer.data[0].embedding, expected, atol=1e-6)
+
+
 def _embed_one(adapter: HashEmbedAdapter, text: str) -> str:
     class Ctx:
         cancelled = threading.Event()

@@ -28,6 +28,8 @@ DETAIL_KEYS = MODEL_KEYS | {
 }  # fmt: skip
 ENVELOPE = {"items", "next_cursor", "previous_cursor"}
 FIXTURE_IDS = sorted(f"{m['owner']}/{m['name']}" for m in yaml.safe_load(MODELS.read_text())["models"])
+PAGE = 6
+"""Models per page when paging through the fixture file's models (three pages' worth)."""
 MULTI_V2_INPUT = {
     "type": "object",
     "properties": {"text": {"type": "string"}},
@@ -45,25 +47,25 @@ def _openai(stack: Stack, base_url: str | None = None) -> openai.OpenAI:
 
 
 def test_the_fixture_file_has_enough_models_for_three_pages() -> None:
-    assert len(FIXTURE_IDS) > 10
+    assert 2 * PAGE < len(FIXTURE_IDS) <= 3 * PAGE
 
 
 def test_models_page_both_ways(alice: wriftai.Client) -> None:
     newest_first = list(reversed(FIXTURE_IDS))  # one file, one created_at: ties go by id
 
-    first = alice.models.list({"page_size": 5})
-    assert _ids(first) == newest_first[:5]
+    first = alice.models.list({"page_size": PAGE})
+    assert _ids(first) == newest_first[:PAGE]
     assert first.previous_cursor is None and first.next_cursor
-    second = alice.models.list({"page_size": 5, "cursor": first.next_cursor})
-    assert _ids(second) == newest_first[5:10]
-    third = alice.models.list({"page_size": 5, "cursor": second.next_cursor})
-    assert _ids(third) == newest_first[10:]
+    second = alice.models.list({"page_size": PAGE, "cursor": first.next_cursor})
+    assert _ids(second) == newest_first[PAGE : 2 * PAGE]
+    third = alice.models.list({"page_size": PAGE, "cursor": second.next_cursor})
+    assert _ids(third) == newest_first[2 * PAGE :]
     assert third.next_cursor is None and third.previous_cursor
 
-    back = alice.models.list({"page_size": 5, "cursor": third.previous_cursor})
-    assert _ids(back) == newest_first[5:10] and back.next_cursor and back.previous_cursor
-    start = alice.models.list({"page_size": 5, "cursor": back.previous_cursor})
-    assert _ids(start) == newest_first[:5] and start.previous_cursor is None
+    back = alice.models.list({"page_size": PAGE, "cursor": third.previous_cursor})
+    assert _ids(back) == newest_first[PAGE : 2 * PAGE] and back.next_cursor and back.previous_cursor
+    start = alice.models.list({"page_size": PAGE, "cursor": back.previous_cursor})
+    assert _ids(start) == newest_first[:PAGE] and start.previous_cursor is None
 
     ascending = alice.models.list({"page_size": 50, "sort_direction": SortDirection.ASC})
     assert _ids(ascending) == FIXTURE_IDS
