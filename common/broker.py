@@ -20,6 +20,10 @@ from common.records import ModelRef
 PREDICT_TASK = "inferq.predict"
 """Name of the task that runs one prediction: ``(prediction_id, "owner/name:N")``."""
 
+REDIS_TRANSPORT = "common.transport:Transport"
+"""kombu's Redis transport with fewer client objects, for ``redis://`` brokers (``rediss://`` and
+``unix://`` keep kombu's own: given a transport class, kombu reads neither scheme correctly)."""
+
 DELIVER_WEBHOOKS_TASK = "inferq.deliver_webhooks"
 """Name of the task that delivers a prediction's pending webhooks, in order: ``(prediction_id,)``."""
 
@@ -39,6 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {"visibility_timeout": settings.visibility_timeout}
     return {
         "broker_url": broker,
+        **({"broker_transport": REDIS_TRANSPORT} if broker.startswith("redis://") else {}),
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": 16,
