@@ -71,6 +71,15 @@ def raw_rate(model: object, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
+def embed_one(connection: http.client.HTTPConnection, text: str) -> tuple[http.client.HTTPResponse, bytes]:
+    """Posts one sentence to ``/v1/embeddings`` (base64, as the openai client asks): answer, body."""
+    body = json.dumps({"model": MODEL, "input": text, "encoding_format": "base64"})
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    connection.request("POST", "/v1/embeddings", body=body, headers=headers)
+    response = connection.getresponse()
+    return response, response.read()
+
+
 def served_rate(port: int, texts: list[str], clients: int, ids: list[str] | None = None) -> float:
     """Sentences per second served to ``clients`` concurrent clients, one sentence per request
     (the predictions' ids are added to ``ids`` when given)."""
@@ -80,16 +89,12 @@ def served_rate(port: int, texts: list[str], clients: int, ids: list[str] | None
 
     def client() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
         while True:
             with lock:
                 if not pending:
                     return
                 _, text = pending.pop()
-            body = json.dumps({"model": MODEL, "input": text, "encoding_format": "base64"})
-            connection.request("POST", "/v1/embeddings", body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
+            response, payload = embed_one(connection, text)
             if ids is not None:
                 ids.append(response.getheader("x-prediction-id") or "")
             if response.status != 200:
@@ -119,14 +124,10 @@ def raw_latency(model: object, texts: list[str]) -> float:
 def served_latency(port: int, texts: list[str]) -> float:
     """Median milliseconds of a ``/v1/embeddings`` request of one sentence, one at a time."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     times = []
     for text in texts:
-        body = json.dumps({"model": MODEL, "input": text, "encoding_format": "base64"})
         started = time.perf_counter()
-        connection.request("POST", "/v1/embeddings", body=body, headers=headers)
-        response = connection.getresponse()
-        payload = response.read()
+        response, payload = embed_one(connection, text)
         times.append(time.perf_counter() - started)
         assert response.status == 200, payload[:200]
     connection.close()
