@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -31,23 +32,40 @@ def before() -> None:
 
 
 def after(response: Response) -> Response:
-    """Adds ``x-request-id`` (and ``x-prediction-id`` when there is one) and counts the request."""
+    """Adds ``x-request-id`` (and ``x-prediction-id`` when there is one); counts and logs the request
+    once the response has been sent, so neither delays it."""
     response.headers["x-request-id"] = g.get("request_id") or uuid.uuid4().hex
     if g.get("prediction_id"):
         response.headers["x-prediction-id"] = g.prediction_id
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics.observe_request(request.method, route, response.status_code, elapsed)
-    access.info(
-        "%s %s %d",
+    answered = functools.partial(
+        _answered,
         request.method,
         request.path,
+        request.url_rule.rule if request.url_rule else "unmatched",
         response.status_code,
+        g.get("started", time.perf_counter()),
+        {"request_id": g.get("request_id"), "prediction_id": logs.prediction_id.get()},
+    )
+    response.call_on_close(answered)
+    return response
+
+
+def _answered(
+    method: str, path: str, route: str, status: int, started: float, ids: dict[str, str | None]
+) -> None:
+    """Counts and logs a request whose response has been sent (or, for a stream, has ended)."""
+    elapsed = time.perf_counter() - started
+    metrics.observe_request(method, route, status, elapsed)
+    access.info(
+        "%s %s %d",
+        method,
+        path,
+        status,
         extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
+            "method": method,
+            "path": path,
+            "status": status,
             "duration_ms": round(elapsed * 1000, 2),
+            **ids,
         },
     )
-    return response

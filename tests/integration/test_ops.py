@@ -195,12 +195,37 @@ def test_a_full_queue_answers_429_and_stores_nothing(
 
 def test_logs_are_json_lines_naming_the_request_and_prediction(stack: Stack, alice: wriftai.Client) -> None:
     done = alice.predictions.create(model="inferq/echo", input={"prompt": "logged"}, wait=True)
-    worker_lines = _json_lines(stack.logs / "default@tests.log")
-    about_it = [line for line in worker_lines if done["id"] in str(line.get("message"))]
+    # (the worker logs the ending after recording it, so the line can follow the response)
+    about_it = _lines(stack.logs / "default@tests.log", lambda line: done["id"] in str(line.get("message")))
     # one line per prediction, the runner's; Celery's "received" / "succeeded in" only at DEBUG
     assert [(line["logger"], line["prediction_id"]) for line in about_it] == [("workers.runner", done["id"])]
     api_lines = _json_lines(stack.logs / "api.log")
     assert api_lines and all({"ts", "level", "logger", "message"} <= set(line) for line in api_lines)
+
+
+def test_each_answered_request_gets_one_access_line_naming_it(stack: Stack) -> None:
+    request_id = "access-line-check"
+    with stack.http() as http:
+        response = http.post(
+            "/v1/predictions",
+            json={"model": "inferq/echo", "input": {"prompt": "logged"}},
+            headers={"Prefer": "wait", "X-Request-Id": request_id},
+        )
+    assert response.status_code == 201 and response.headers["x-request-id"] == request_id
+    # (written once the response has gone out)
+    [line] = _lines(stack.logs / "api.log", lambda line: line.get("request_id") == request_id)
+    assert line["logger"] == "inferq.access" and line["message"] == "POST /v1/predictions 201"
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/v1/predictions", 201)
+    assert line["prediction_id"] == response.json()["id"]
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+
+
+def _lines(path: Path, wanted: Callable[[dict[str, object]], bool]) -> list[dict[str, object]]:
+    """The JSON lines of the log at ``path`` that are ``wanted``, once there are any (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while not (found := [line for line in _json_lines(path) if wanted(line)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def _json_lines(path: Path) -> list[dict[str, object]]:
