@@ -42,6 +42,20 @@ class Stack:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {KEYS[owner]}"})
 
 
+@pytest.fixture
+def own_api(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Starts an API of its own (on the shared Redis) with some settings changed; stopped after."""
+    launcher = Launcher(base_env(redis_server.url, tmp_path), log_dir=tmp_path / "logs")
+
+    def start(**env: str) -> str:
+        launcher.env = {**launcher.env, **env}
+        return launcher.start_api("127.0.0.1", free_port(), name=f"api-{len(launcher.processes)}")
+
+    start.launcher = launcher  # type: ignore[attr-defined]
+    yield start
+    launcher.stop_all()
+
+
 @pytest.fixture(scope="session")
 def stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One API process and one worker (two processes) for echo, sketch and webhooks, for the whole run."""

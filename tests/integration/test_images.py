@@ -247,12 +247,13 @@ def test_each_call_is_a_prediction_named_by_a_header(client: openai.OpenAI, alic
 
 
 def test_a_client_that_disconnects_mid_wait_gets_its_prediction_cancelled(
-    stack: Stack, alice: wriftai.Client, start_worker: Callable[..., str]
+    stack: Stack, alice: wriftai.Client, start_worker: Callable[..., str], own_api: Callable[..., str]
 ) -> None:
     start_worker(["tests.slow-images"])
+    base = own_api(INFERQ_SYNC_TIMEOUT="600")  # so only the disconnect can cancel it within the test
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
-            f"{stack.base_url}/v1/images/generations",
+            f"{base}/v1/images/generations",
             json={"model": "tests/slow-images", "prompt": "x", "size": "256x256"},
             headers={"Authorization": f"Bearer {KEYS['alice']}"},
             timeout=httpx.Timeout(10, read=1.0),

@@ -6,19 +6,16 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 import redis
 import wriftai
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.embedded_redis import EmbeddedRedis, free_port
-from common.launcher import Launcher
-from tests.conftest import KEYS, base_env, stored
+from tests.conftest import KEYS, stored
 from tests.integration.conftest import Stack, pool_children, wait_for_status
 
 TERMINAL = {"succeeded", "failed", "cancelled", "abandoned"}
@@ -27,20 +24,6 @@ ECHO_ONLY = """models:
     name: echo
     versions: [{number: 1, adapter: echo}]
 """
-
-
-@pytest.fixture
-def own_api(redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Starts an API of its own (on the shared Redis) with some settings changed; stopped after."""
-    launcher = Launcher(base_env(redis_server.url, tmp_path), log_dir=tmp_path / "logs")
-
-    def start(**env: str) -> str:
-        launcher.env = {**launcher.env, **env}
-        return launcher.start_api("127.0.0.1", free_port(), name=f"api-{len(launcher.processes)}")
-
-    start.launcher = launcher  # type: ignore[attr-defined]
-    yield start
-    launcher.stop_all()
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
