@@ -9,8 +9,11 @@ from typing import Any
 
 from flask import request
 
+READ = 1
+"""gevent's loop event for a readable descriptor (``gevent.socket.wait_read`` uses the same)."""
 
-def _watch(sock: socket.socket, on_disconnect: Callable[[], None]) -> None:
+
+def _check(sock: socket.socket, on_disconnect: Callable[[], None]) -> None:
     try:
         data = sock.recv(1, socket.MSG_PEEK)
     except OSError:
@@ -23,29 +26,43 @@ def _watch(sock: socket.socket, on_disconnect: Callable[[], None]) -> None:
 def disconnect_watch(on_disconnect: Callable[[], None]) -> Iterator[None]:
     """Calls ``on_disconnect`` if the client closes its connection before the block ends.
 
-    A greenlet waits (cooperatively, without polling) for the client's socket to
-    become readable: end-of-file means it is gone. Outside gevent (the Flask
-    test client, a threaded server) nothing is watched.
+    The event loop watches the client's socket (no polling, and no greenlet
+    until something happens): when it turns readable, a greenlet peeks at it,
+    and end-of-file means the client is gone (data means it is still there:
+    its next request). Outside gevent (the Flask test client, a threaded
+    server) nothing is watched.
     """
     sock = request.environ.get("gunicorn.sock")  # set by common.webserver.Worker
-    hub = _gevent_spawn()
-    if sock is None or hub is None:
+    gevent = _gevent()
+    if sock is None or gevent is None:
         yield
         return
-    watcher = hub(_watch, sock, on_disconnect)
+    checks: list[Any] = []
+    readable = gevent.get_hub().loop.io(sock.fileno(), READ)
+
+    def check() -> None:  # runs in the event loop: it must not block
+        readable.stop()
+        checks.append(gevent.spawn(_check, sock, on_disconnect))
+
+    readable.start(check)
     try:
         yield
     finally:
-        # Wait for it to die: gunicorn reads the next keep-alive request from this
-        # socket right after, and gevent allows one reader per socket at a time.
-        watcher.kill(block=True, timeout=1.0)
+        readable.stop()
+        readable.close()
+        # Wait for a check to end: gunicorn reads the next keep-alive request from
+        # this socket right after, and gevent allows one reader per socket at a time.
+        for running in checks:
+            running.kill(block=True, timeout=1.0)
 
 
-def _gevent_spawn() -> Callable[..., Any] | None:
+def _gevent() -> Any:
+    """The ``gevent`` module when it has patched ``socket`` (the API's workers), else None."""
     try:
+        import gevent
         import gevent.monkey
     except ImportError:
         return None
     if not gevent.monkey.is_module_patched("socket"):
         return None
-    return gevent.spawn
+    return gevent
