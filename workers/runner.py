@@ -93,6 +93,8 @@ class Runner:
         self.supervisor = supervisor
         self.messages = messages
         self._adapters: dict[str, Adapter] = {}
+        self._alone: set[str] = set()
+        """Batching versions whose last batch found no company: the next one waits for none."""
 
     def run(self, prediction_id: str, model_key: str) -> None:
         """Runs ``prediction_id`` (and, for a batching version, others queued with it)
@@ -185,16 +187,27 @@ class Runner:
                         )
 
     def _gather(self, stack: ExitStack, version: ModelVersion, first: Member) -> list[Member]:
-        """Claims other queued predictions of ``version``, up to its batch size and wait."""
+        """Claims other queued predictions of ``version``, up to its batch size and wait.
+
+        It waits for more only while the version has company: after a batch of
+        one, the next takes just what is queued, so a lone client's requests do
+        not each wait ``batch_gap_ms`` for nobody. A batch that finds others
+        queued (requests that came while the model ran) turns waiting back on.
+        """
         options = version.options
         size = int(options.get("max_batch_size", DEFAULT_BATCH_SIZE))
         wait = float(options.get("max_batch_wait_ms", DEFAULT_BATCH_WAIT_MS)) / 1000
         gap = float(options.get("batch_gap_ms", DEFAULT_BATCH_GAP_MS)) / 1000
         if size <= 1:
             return []
-        hints = self.store.lanes.take(version.ref, size - 1, wait, gap)
+        key = version.ref.key
+        hints = self.store.lanes.take(version.ref, size - 1, 0.0 if key in self._alone else wait, gap)
         hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
         others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
+        if others:
+            self._alone.discard(key)
+        else:
+            self._alone.add(key)
         for member in others:
             self._watch(stack, member)
         return others

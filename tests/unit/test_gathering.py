@@ -1,0 +1,87 @@
+"""How a batching version's worker gathers a batch, with a real runner on a real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from api.predictions import build
+from common import keys
+from common.broker import TaskMessages, make_celery
+from common.catalog import Catalog, ModelVersion
+from common.config import Settings
+from common.notifier import Notifier
+from common.store import PredictionStore
+from tests.conftest import MODELS
+from workers.runner import Runner
+from workers.supervisor import Supervisor
+
+
+@pytest.fixture
+def settings(redis_server: Any) -> Settings:
+    return Settings.defaults(redis_url=redis_server.url, models_path=MODELS)
+
+
+@pytest.fixture
+def version(settings: Settings) -> ModelVersion:
+    """``tests/batched-embed``: a batch waits up to 400 ms, and ends after 400 ms without a request."""
+    return Catalog.load(settings.models_path).resolve("tests/batched-embed")
+
+
+@pytest.fixture
+def runner(settings: Settings, redis_client: redis.Redis) -> Iterator[tuple[Runner, list[float]]]:
+    """A worker process's runner, and the longest wait each of its gathers allowed itself."""
+    store = PredictionStore(redis_client, settings)
+    cancels = Notifier(redis_client, keys.cancel_channel())
+    messages = TaskMessages(make_celery(settings), "inferq.webhooks")
+    runner = Runner(
+        settings, Catalog.load(settings.models_path), store, Supervisor(store, cancels, settings), messages
+    )
+    waits: list[float] = []
+    take = store.lanes.take
+
+    def recorded_take(model: Any, count: int, wait: float, gap: float) -> Any:
+        waits.append(wait)
+        return take(model, count, wait, gap)
+
+    store.lanes.take = recorded_take  # type: ignore[method-assign]
+    yield runner, waits
+    store.lanes.close()
+    cancels.stop(wait=True)
+
+
+def queue(runner: Runner, version: ModelVersion, text: str) -> str:
+    """Creates a pending prediction of ``version``, as the API does; returns its id."""
+    prediction = build("alice", version, {"input": [text]})
+    runner.store.create(
+        prediction, runner.messages.envelope(prediction.id, version.ref, version.queue), batched=True
+    )
+    return prediction.id
+
+
+def metrics(runner: Runner, prediction_id: str) -> dict[str, Any]:
+    record = runner.store.get(prediction_id)
+    assert record is not None and record.status.value == "succeeded"
+    return dict(json.loads(runner.store.redis.hget(keys.prediction(prediction_id), "metrics") or "{}"))
+
+
+def test_a_lone_clients_requests_stop_waiting_for_company_until_some_is_queued(
+    runner: tuple[Runner, list[float]], version: ModelVersion
+) -> None:
+    run, waits = runner
+    alone = queue(run, version, "the first request")
+    run.run(alone, version.ref.key)  # waits its 400 ms: nobody comes
+    again = queue(run, version, "the same client's next request")
+    run.run(again, version.ref.key)  # the last batch had no company: this one waits for none
+    first, queued = queue(run, version, "a burst begins"), queue(run, version, "and goes on")
+    run.run(first, version.ref.key)  # takes what is queued, without waiting
+    later = queue(run, version, "after a batch with company")
+    run.run(later, version.ref.key)
+
+    assert waits == [0.4, 0.0, 0.0, 0.4]
+    assert "batch_size" not in metrics(run, alone) and "batch_size" not in metrics(run, again)
+    assert metrics(run, first)["batch_size"] == metrics(run, queued)["batch_size"] == 2
