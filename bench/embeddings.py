@@ -3,7 +3,8 @@
 In one run, alternating: the raw model's ``SentenceTransformer.encode(batch_size=32)``
 sentences per second over the same sentences, and inferq's served sentences per
 second with 32 concurrent clients each sending one sentence per request to
-``/v1/embeddings`` (one prefork worker process; dynamic batching gathers them;
+``/v1/embeddings`` (one prefork worker with ``--worker-processes`` pool
+processes, each given its share of the cores; dynamic batching gathers them;
 two API processes, as ``inferq api`` runs by default). Prints the ratio (goal:
 served / raw >= 0.8). Needs the embeddings extra.
 
@@ -12,6 +13,7 @@ requests) against the raw model encoding one sentence: what a request that
 finds no batch to join waits, the batch's gap included.
 
     python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32] [--api-workers 2]
+        [--worker-processes 1]
 """
 
 from __future__ import annotations
@@ -153,6 +155,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--api-workers", type=int, default=2, help="API processes (inferq api's default)")
+    parser.add_argument(
+        "--worker-processes", type=int, default=1, help="the worker's pool processes (its --concurrency)"
+    )
     parser.add_argument("--lone", type=int, default=100, help="requests of one sentence, one at a time")
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
@@ -164,7 +169,7 @@ def main() -> int:
     with stack() as s:
         port = free_port()
         s.launcher.start_api("127.0.0.1", port, args.api_workers)
-        s.launcher.start_worker(["sentence-transformers.all-minilm-l6-v2"])
+        s.launcher.start_worker(["sentence-transformers.all-minilm-l6-v2"], concurrency=args.worker_processes)
         served_rate(port, texts[: args.clients * 2], args.clients)  # warm up both paths
         raw_rate(model, texts[:64])
         raw, served, ids = [], [], []
@@ -182,7 +187,8 @@ def main() -> int:
 
     print(f"raw encode(batch_size=32): {raw_median:.1f} sentences/s (rounds: {rounds(raw)})")
     print(
-        f"inferq, {args.clients} clients, {args.api_workers} API processes: "
+        f"inferq, {args.clients} clients, {args.api_workers} API processes, "
+        f"{args.worker_processes} worker processes: "
         f"{served_median:.1f} sentences/s (rounds: {rounds(served)})"
     )
     print(

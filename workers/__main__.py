@@ -50,7 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Starts a prefork Celery worker on the given queues; returns its exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    share_cores()
+    share_cores(args.concurrency)
     try:
         settings = Settings.from_env(os.environ)
         level = args.loglevel or settings.log_level

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import wriftai
 
 from common.embedded_redis import free_port
 from common.launcher import Launcher
+from common.runtime import threads_per_process, usable_cores
 from tests.conftest import ROOT, base_env
 
 
@@ -125,3 +127,16 @@ def test_a_bad_setting_fails_loudly(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "INFERQ_WAIT_MAX='soon' is invalid" in result.stderr
+
+
+def test_a_worker_of_several_processes_gives_each_its_share_of_the_cores(
+    alice: wriftai.Client, start_worker: Callable[..., str]
+) -> None:
+    start_worker(["tests.threads"], concurrency=2)
+    expected = os.environ.get("OMP_NUM_THREADS") or str(threads_per_process(2, usable_cores()))
+
+    created = [alice.predictions.create(model="tests/threads", input={}) for _ in range(6)]
+    reports = [alice.predictions.wait(p["id"])["output"] for p in created]
+
+    assert all(report["omp_num_threads"] == expected for report in reports), reports
+    assert all(report["torch_threads"] == int(expected) for report in reports), reports
