@@ -74,16 +74,17 @@ class Notifier:
         Register first, then read (or create) the record: a change published in
         between is not missed, and neither is one published while the listener
         was (re)connecting, since it wakes every waiter once subscribed. Clear
-        the event before acting on the note.
+        the event before acting on the note. The listener starts (on the first
+        watch) only once the watcher is registered, so that wake reaches it.
 
         Args:
             prediction_id: The prediction to hear about.
             event: Fire this event instead of a new one (to share one between watches).
         """
-        self.start()
         watcher = Watcher(event or threading.Event())
         with self._lock:
             self._watchers.setdefault(prediction_id, set()).add(watcher)
+        self.start()
         try:
             yield watcher
         finally:

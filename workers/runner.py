@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -106,12 +107,13 @@ class Runner:
             logs.prediction_id.reset(context)
 
     def _run(self, prediction_id: str, model_key: str) -> None:
-        first = self._claim(prediction_id, model_key)
-        if first is None:
-            return
-        members = [first]
         with ExitStack() as stack:
-            self._watch(stack, first)
+            heard = stack.enter_context(self.supervisor.hearing([prediction_id]))
+            first = self._claim(prediction_id, model_key)
+            if first is None:
+                return
+            members = [first]
+            self._watch(stack, first, heard)
             prepared = self._prepare(model_key, first)
             if prepared is not None:
                 version, adapter = prepared
@@ -134,8 +136,8 @@ class Runner:
             prediction, token, PredictionContext(prediction.id, self.store, stream=prediction.stream)
         )
 
-    def _watch(self, stack: ExitStack, member: Member) -> None:
-        watching = self.supervisor.watching(member.prediction.id, member.token, member.ctx)
+    def _watch(self, stack: ExitStack, member: Member, heard: threading.Event) -> None:
+        watching = self.supervisor.watching(member.prediction.id, member.token, member.ctx, heard)
         member.watch = stack.enter_context(watching)
 
     def _prepare(self, model_key: str, first: Member) -> tuple[ModelVersion, Adapter] | None:
@@ -203,13 +205,14 @@ class Runner:
         key = version.ref.key
         hints = self.store.lanes.take(version.ref, size - 1, 0.0 if key in self._alone else wait, gap)
         hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
+        heard = stack.enter_context(self.supervisor.hearing([hint.prediction_id for hint in hints]))
         others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
         if others:
             self._alone.discard(key)
         else:
             self._alone.add(key)
         for member in others:
-            self._watch(stack, member)
+            self._watch(stack, member, heard)
         return others
 
     def _execute(self, adapter: Adapter, version: ModelVersion, members: list[Member]) -> None:

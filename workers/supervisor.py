@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -82,8 +82,29 @@ class Supervisor:
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def watching(self, prediction_id: str, token: str, ctx: PredictionContext) -> Iterator[Watch]:
-        """Supervises ``prediction_id`` for the duration of the block (blocks may nest, for a batch)."""
+    def hearing(self, prediction_ids: list[str]) -> Iterator[threading.Event]:
+        """Listens for cancellations of predictions about to be claimed, for the duration of the block.
+
+        The returned event fires on any news of them. A cancel published after
+        the claim but before :meth:`watching` began would otherwise be heard by
+        no one, and noticed only at the first renewal of the lease, seconds later.
+        """
+        heard = threading.Event()
+        with ExitStack() as stack:
+            for prediction_id in prediction_ids:
+                stack.enter_context(self._notifier.watch(prediction_id, heard))
+            yield heard
+
+    @contextmanager
+    def watching(
+        self, prediction_id: str, token: str, ctx: PredictionContext, heard: threading.Event | None = None
+    ) -> Iterator[Watch]:
+        """Supervises ``prediction_id`` for the duration of the block (blocks may nest, for a batch).
+
+        Args:
+            heard: The event of the :meth:`hearing` begun before the claim; if it
+                fired, the lease is checked at once, in case that news was a cancel.
+        """
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="inferq-supervisor", daemon=True)
@@ -92,6 +113,8 @@ class Supervisor:
             watch = Watch(prediction_id, token, ctx, time.monotonic())
             with self._lock:
                 self._watches[prediction_id] = watch
+            if heard is not None and heard.is_set():
+                self._signal.set()
             try:
                 yield watch
             finally:

@@ -54,3 +54,25 @@ def test_a_waiter_hears_the_note_and_data_of_its_own_prediction(
         assert mine.event.wait(5)
         assert (mine.note, mine.data) == ("event", None)
         assert not other.event.is_set()
+
+
+def test_the_first_watcher_is_registered_before_the_listener_starts_and_woken_once_it_listens(
+    client: fakeredis.FakeRedis,
+) -> None:
+    registered_at_start: list[set[str]] = []
+
+    class Recording(Notifier):
+        def start(self) -> None:
+            with self._lock:
+                registered_at_start.append(set(self._watchers))
+            super().start()
+
+    notifier = Recording(client, CHANNEL)
+    try:
+        with notifier.watch("p1") as first:
+            assert registered_at_start == [{"p1"}]
+            # Woken with no note once subscribed, so it re-reads whatever was published before.
+            assert first.event.wait(5)
+            assert first.note is None
+    finally:
+        notifier.stop()

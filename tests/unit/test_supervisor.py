@@ -214,3 +214,22 @@ def test_watch_ending_while_the_stop_is_enforced_is_not_killed(
         assert store.renewed[second].wait(WAIT)  # the supervisor has moved on to the next prediction
     assert kill.count == 0
     assert status(store, first) is Status.CANCELLED
+
+
+def test_a_cancel_heard_between_the_claim_and_the_watch_is_relayed_at_once(
+    client: fakeredis.FakeRedis, notifier: Notifier, kill: Kill
+) -> None:
+    settings = Settings.defaults(redis_url="redis://unused", lease_ttl=600, cancel_grace=0.2)
+    store = make_store(client, settings)  # the first renewal is 200 s away: only the news can stop it
+    supervisor = Supervisor(store, notifier, settings, kill=kill)
+    prediction_id = running(store, "t1")
+    ctx = PredictionContext(prediction_id, store, stream=False)
+    with supervisor.hearing([prediction_id]) as heard:
+        assert heard.wait(WAIT)  # the listener has subscribed
+        heard.clear()
+        store.request_cancel(prediction_id, "alice")
+        assert heard.wait(WAIT)  # the cancel was published before anyone watched the prediction
+
+        with supervisor.watching(prediction_id, "t1", ctx, heard):
+            assert ctx.cancelled.wait(WAIT)
+            assert ctx.stop_reason is StopReason.CANCELLED
