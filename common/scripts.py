@@ -42,10 +42,19 @@ class Scripts:
         self._scripts = {name: client.register_script(load(name)) for name in NAMES}
 
     def __call__(self, script: str, prediction_id: str, *args: Any, extra_keys: Sequence[str] = ()) -> Any:
-        """Runs ``script`` on ``prediction_id``."""
-        return self._scripts[script](
-            keys=self._keys(prediction_id, extra_keys), args=self._argv(prediction_id, args)
-        )
+        """Runs ``script`` on ``prediction_id``, loading it first if Redis has lost it (a restart).
+
+        (This is redis-py's ``Script.__call__`` without its per-call import, which
+        costs as much Python time as the rest of the call.)
+        """
+        script_keys = self._keys(prediction_id, extra_keys)
+        argv = [*script_keys, *self._argv(prediction_id, args)]
+        registered = self._scripts[script]
+        try:
+            return self._client.execute_command("EVALSHA", registered.sha, len(script_keys), *argv)
+        except NoScriptError:
+            self._client.script_load(registered.script)
+            return self._client.execute_command("EVALSHA", registered.sha, len(script_keys), *argv)
 
     def many(self, calls: Sequence[Call]) -> list[Any]:
         """Runs several scripts in one round trip: a pipeline of ``EVALSHA``.
@@ -53,8 +62,11 @@ class Scripts:
         (redis-py's own pipelined scripts would first ask ``SCRIPT EXISTS`` on
         every execute, a second round trip.) A call that finds its script gone
         from Redis (``NOSCRIPT``, after a restart) did not run, and is run again
-        on its own, which loads it.
+        on its own, which loads it. A single call skips the pipeline.
         """
+        if len(calls) == 1:
+            script, prediction_id, args = calls[0]
+            return [self(script, prediction_id, *args)]
         pipe = self._client.pipeline(transaction=False)
         for script, prediction_id, args in calls:
             script_keys = self._keys(prediction_id, ())

@@ -11,10 +11,13 @@ if redis.call('EXISTS', record) == 1 then return redis.call('HGET', record, 'cre
 local limit = tonumber(ARGV[10])
 if limit > 0 and redis.call('LLEN', KEYS[STANDARD + 2]) >= limit then return 'full' end
 local now = clock()
+local changes = {}
+for i = 12, #ARGV do changes[#changes + 1] = ARGV[i] end
+for _, value in ipairs({'created_at', fmt(now), 'updated_at', fmt(now), 'claim', ''}) do
+  changes[#changes + 1] = value
+end
 local fields = {}
-for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', record, unpack(fields))
-redis.call('HSET', record, 'created_at', fmt(now), 'updated_at', fmt(now), 'claim', '')
+update(fields, changes)
 redis.call('EXPIRE', record, tonumber(ARGV[7]))
 if ARGV[9] ~= '' then
   redis.call('XADD', events, '*', 'event', 'init', 'data', ARGV[9])
@@ -23,7 +26,7 @@ end
 redis.call('ZADD', KEYS[STANDARD + 1], 0, id)
 redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
 redis.call('LPUSH', KEYS[STANDARD + 2], ARGV[8])
-local model = cjson.decode(redis.call('HGET', record, 'model'))
+local model = cjson.decode(fields['model'])
 redis.call('HINCRBY', KEYS[STANDARD + 3], model['owner'] .. '/' .. model['name'], 1)
 if KEYS[STANDARD + 4] then
   redis.call('RPUSH', KEYS[STANDARD + 4], id .. '\n' .. ARGV[8])
@@ -31,6 +34,8 @@ if KEYS[STANDARD + 4] then
   redis.call('EXPIRE', KEYS[STANDARD + 4], tonumber(ARGV[7]))
   redis.call('PUBLISH', ARGV[11], KEYS[STANDARD + 4])
 end
-notify_webhook(now)
-redis.call('EXPIRE', outbox, tonumber(ARGV[7]))
+if has_webhook(fields) then
+  notify_webhook(now, fields)
+  redis.call('EXPIRE', outbox, tonumber(ARGV[7]))
+end
 return fmt(now)

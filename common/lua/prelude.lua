@@ -28,40 +28,85 @@ local function fmt(x)
   return string.format('%.6f', x)
 end
 
-local function expire_all(seconds)
+-- The fields a status change reads, for a record too big to copy whole (see read_record).
+local STATUS_FIELDS = {'status', 'claim', 'owner', 'model', 'stream', 'webhook', 'cancel_requested',
+  'created_at', 'started_at', 'attempts'}
+-- The tables read_record filled with STATUS_FIELDS alone.
+local partial = {}
+
+-- The record as a table of its fields, or nil when there is none. A script reads it once and
+-- keeps it current with update(): every redis.call costs microseconds, one per field would add
+-- up on every prediction. Unless ``whole`` is asked for, a record whose input is too big for the
+-- news is read only as far as STATUS_FIELDS, so it is not copied just to be left out.
+local function read_record(whole)
+  if not whole and redis.call('HSTRLEN', record, 'input') > NEWS_RECORD_LIMIT then
+    local values = redis.call('HMGET', record, unpack(STATUS_FIELDS))
+    if not values[1] then return nil end
+    local fields = {}
+    for i, name in ipairs(STATUS_FIELDS) do
+      if values[i] then fields[name] = values[i] end
+    end
+    partial[fields] = true
+    return fields
+  end
+  local flat = redis.call('HGETALL', record)
+  if #flat == 0 then return nil end
+  local fields = {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  return fields
+end
+
+-- Writes the field/value pairs of ``changes`` (a flat list) to the record and to ``fields``.
+local function update(fields, changes)
+  redis.call('HSET', record, unpack(changes))
+  for i = 1, #changes, 2 do fields[changes[i]] = changes[i + 1] end
+end
+
+-- ``head`` followed by the field/value pairs of a whole record, as HGETALL lists them.
+local function listed(head, fields)
+  local result = {head}
+  for name, value in pairs(fields) do
+    result[#result + 1] = name
+    result[#result + 1] = value
+  end
+  return result
+end
+
+-- The record as it stands, with its logs: a JSON object of the fields plus 'logs'. ``logs_size``
+-- is the logs' length when the caller has it (no read when 0).
+local function snapshot(fields, logs_size)
+  if partial[fields] then fields = read_record(true) end
+  local text = ''
+  if logs_size ~= 0 then text = redis.call('GET', logs) or '' end
+  fields['logs'] = text
+  local encoded = cjson.encode(fields)
+  fields['logs'] = nil
+  return encoded
+end
+
+local function has_webhook(fields)
+  local webhook = fields['webhook']
+  return webhook ~= nil and webhook ~= '' and webhook ~= 'null'
+end
+
+-- Moves the record and its companion keys to a new expiry (the outbox exists only with a webhook).
+local function expire_all(seconds, fields)
   redis.call('EXPIRE', record, seconds)
   redis.call('EXPIRE', logs, seconds)
   redis.call('EXPIRE', events, seconds)
-  redis.call('EXPIRE', outbox, seconds)
-end
-
--- The record as it stands, with its logs: a JSON object of the hash's fields plus 'logs'.
-local function snapshot()
-  local flat = redis.call('HGETALL', record)
-  local fields = {}
-  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
-  fields['logs'] = redis.call('GET', logs) or ''
-  return cjson.encode(fields)
-end
-
--- Whether the record and its logs may fit in the news, judged by the fields that grow (input,
--- output, logs) without reading them: a big record is not encoded only to be left out.
-local function may_fit_news()
-  local size = redis.call('HSTRLEN', record, 'input') + redis.call('HSTRLEN', record, 'output')
-    + redis.call('STRLEN', logs)
-  return size <= NEWS_RECORD_LIMIT
+  if has_webhook(fields) then redis.call('EXPIRE', outbox, seconds) end
 end
 
 -- After a status change of a prediction with a webhook: queue a snapshot of the record (with
 -- its logs; ``taken`` when the caller has just taken it) for delivery, in order, and make the
 -- prediction due for delivery now.
-local function notify_webhook(now, taken)
-  local webhook = redis.call('HGET', record, 'webhook')
-  if not webhook or webhook == '' or webhook == 'null' then return end
-  redis.call('RPUSH', outbox, taken or snapshot())
+local function notify_webhook(now, fields, taken)
+  if not has_webhook(fields) then return end
+  redis.call('RPUSH', outbox, taken or snapshot(fields))
   redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
+-- Counts into a histogram; its count is the sum of its buckets (common.stats).
 local function observe(histogram, model, seconds)
   if seconds < 0 then seconds = 0 end
   local bound = '+Inf'
@@ -70,39 +115,46 @@ local function observe(histogram, model, seconds)
   end
   redis.call('HINCRBY', histogram, model .. ' ' .. bound, 1)
   redis.call('HINCRBYFLOAT', histogram, model .. ' sum', seconds)
-  redis.call('HINCRBY', histogram, model .. ' count', 1)
 end
 
 -- Counts the ending by model and status, and how long it waited for and ran on a worker.
-local function record_stats(now, status)
-  local m = cjson.decode(redis.call('HGET', record, 'model'))
+local function record_stats(now, status, fields)
+  local m = cjson.decode(fields['model'])
   local model = m['owner'] .. '/' .. m['name']
   redis.call('HINCRBY', finished_counts, model .. ' ' .. status, 1)
-  local started = tonumber(redis.call('HGET', record, 'started_at') or '')
+  local started = tonumber(fields['started_at'] or '')
   if started then
-    observe(wait_histogram, model, started - tonumber(redis.call('HGET', record, 'created_at')))
+    observe(wait_histogram, model, started - tonumber(fields['created_at']))
     observe(run_histogram, model, now - started)
   end
 end
 
--- The only way a prediction reaches a terminal status; callers check it is not terminal yet.
+-- The only way a prediction reaches a terminal status; callers check it is not terminal yet and
+-- pass its fields (read_record). ``extra`` lists more field/value pairs to write with it.
 -- A streamed prediction's event log gets its terminal event (done, or error for failed and
 -- abandoned) in the same step, so a stream of a finished prediction always ends with one.
-local function finish(now, status, output, err, metrics)
-  redis.call('HSET', record, 'status', status, 'updated_at', fmt(now), 'completed_at', fmt(now),
-    'claim', '', 'output', output or 'null', 'error', err or '', 'metrics', metrics or 'null')
-  if redis.call('HGET', record, 'stream') == '1' then
+local function finish(now, status, fields, output, err, metrics, extra)
+  local changes = {'status', status, 'updated_at', fmt(now), 'completed_at', fmt(now), 'claim', '',
+    'output', output or 'null', 'error', err or '', 'metrics', metrics or 'null'}
+  for _, value in ipairs(extra or {}) do changes[#changes + 1] = value end
+  update(fields, changes)
+  if fields['stream'] == '1' then
     local kind = 'done'
     if status == 'failed' or status == 'abandoned' then kind = 'error' end
     redis.call('XADD', events, '*', 'event', kind, 'data', '')
   end
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
-  record_stats(now, status)
+  record_stats(now, status, fields)
   local ended = nil
-  if may_fit_news() then ended = snapshot() end
-  notify_webhook(now, ended)
-  expire_all(retention)
+  if not partial[fields] then
+    local logs_size = redis.call('STRLEN', logs)
+    if #(fields['input'] or '') + #fields['output'] + logs_size <= NEWS_RECORD_LIMIT then
+      ended = snapshot(fields, logs_size)
+    end
+  end
+  notify_webhook(now, fields, ended)
+  expire_all(retention, fields)
   local news = id .. ' ' .. status
   if ended and #ended <= NEWS_RECORD_LIMIT then news = news .. ' ' .. ended end
   redis.call('PUBLISH', updates_channel, news)

@@ -5,18 +5,18 @@ local lease = redis.call('ZSCORE', leases, id)
 if not lease then return 0 end
 local now = clock()
 if tonumber(lease) > now then return 0 end
-local status = redis.call('HGET', record, 'status')
-if not status or TERMINAL[status] then
+local fields = read_record()
+if not fields or TERMINAL[fields['status']] then
   redis.call('ZREM', leases, id)
   return 0
 end
-redis.call('HSET', record, 'claim', '')
-redis.call('ZREM', leases, id)
-if redis.call('HGET', record, 'cancel_requested') == '1' then
-  finish(now, 'cancelled')
+if fields['cancel_requested'] == '1' then
+  finish(now, 'cancelled', fields)
   return 0
 end
+update(fields, {'claim', ''})
+redis.call('ZREM', leases, id)
 redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
-expire_all(tonumber(ARGV[7]))
+expire_all(tonumber(ARGV[7]), fields)
 redis.call('LPUSH', KEYS[STANDARD + 1], ARGV[8])
 return 1

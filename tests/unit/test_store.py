@@ -12,7 +12,7 @@ from common.errors import NotFound
 from common.ids import new_prediction_id
 from common.notifier import split_news
 from common.records import ErrorSource, Prediction, PredictionError, Status
-from common.store import CancelOutcome, ClaimOutcome, PredictionStore
+from common.store import CancelOutcome, ClaimOutcome, Ending, PredictionStore
 from tests.unit.stores import (
     MODEL,
     QUEUE,
@@ -75,6 +75,7 @@ def test_claim(
     assert claim.prediction is not None
     assert (claim.prediction.status, claim.prediction.attempts) == (expected, 1)
     assert claim.prediction.started_at == claim.prediction.updated_at >= created.created_at
+    assert claim.prediction == store.get(created.id)  # the claim answers with the record as stored
     assert client.hget(keys.prediction(created.id), "claim") == "t1"
     assert client.zscore(keys.pending(), created.id) is None
     assert client.zscore(keys.leases(), created.id) > time.time()
@@ -201,6 +202,53 @@ def test_a_big_ending_still_gives_its_webhook_the_whole_record(
     assert waiters.get_message(timeout=1)["data"] == f"{prediction.id} succeeded"
     ended = json.loads(client.lrange(keys.webhook_outbox(prediction.id), -1, -1)[0])
     assert (ended["status"], ended["output"], ended["logs"]) == ("succeeded", '"x"', "y" * 20000)
+
+
+def test_a_prediction_with_a_big_input_ends_like_any_other(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    """The scripts read such a record only in part; its ending and its webhook's snapshot are whole."""
+    waiters = client.pubsub()
+    waiters.subscribe(keys.updates_channel())
+    assert waiters.get_message(timeout=1)["type"] == "subscribe"
+    big = {"prompt": "z" * 20000}
+    running = new(store, webhook={"url": "http://hook"})
+    client.hset(keys.prediction(running.id), "input", json.dumps(big))
+    assert store.claim(running.id, "t1", ready=True).outcome is ClaimOutcome.CLAIMED
+    timings = {"setup_time": 0.25, "execution_time": 1.5, "predict_started_at": 1700000000.5}
+    assert store.finish(running.id, "t1", Status.SUCCEEDED, output="x", metrics={"n": 1}, timings=timings)
+    assert waiters.get_message(timeout=1)["data"] == f"{running.id} succeeded"
+    done = store.get(running.id)
+    assert done is not None
+    assert (done.status, done.output, done.input, done.metrics) == (Status.SUCCEEDED, "x", big, {"n": 1})
+    assert (done.execution_time, done.attempts) == (1.5, 1)
+    assert client.zscore(keys.leases(), running.id) is None
+    assert 0 < client.ttl(keys.webhook_outbox(running.id)) <= store.settings.retention
+    ended = json.loads(client.lrange(keys.webhook_outbox(running.id), -1, -1)[0])
+    assert (ended["status"], ended["input"], ended["logs"]) == ("succeeded", json.dumps(big), "")
+
+    pending = new(store)
+    client.hset(keys.prediction(pending.id), "input", json.dumps(big))
+    assert store.request_cancel(pending.id, "alice") is CancelOutcome.CANCELLED
+    cancelled = store.get(pending.id)
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.cancel_requested) == (Status.CANCELLED, True)
+    assert waiters.get_message(timeout=1)["data"] == f"{pending.id} cancelled"
+
+
+def test_the_scripts_survive_redis_forgetting_them(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    """After a Redis restart (here SCRIPT FLUSH) a script is loaded again, alone or in a batch."""
+    first, second = claimed(store, "t1"), claimed(store, "t2")
+    client.script_flush()
+    assert store.finish(first.id, "t1", Status.SUCCEEDED, output="one")
+    client.script_flush()
+    third = claimed(store, "t3")
+    client.script_flush()
+    endings = [Ending(p.id, t, Status.SUCCEEDED, t, None, {}, {}) for p, t in ((second, "t2"), (third, "t3"))]
+    assert store.finish_all(endings) == [True, True]
+    assert [store.get(p.id).output for p in (first, second, third)] == ["one", "t2", "t3"]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("data", ["", "null", "[1, 2]", "{}", '{"id": "other"}', "{not json"])
