@@ -15,13 +15,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
+from redis.client import PubSub
 
 logger = logging.getLogger(__name__)
 
-SUBSCRIBE_TIMEOUT = 5.0
-"""Seconds to wait for Redis to confirm a subscription before trying again."""
+LISTEN_TIMEOUT = 1.0
+"""Seconds a read of the subscription waits before the listener checks whether to stop."""
 
 RECONNECT_DELAY = 0.5
 """Seconds between attempts to re-subscribe after the connection drops."""
@@ -120,12 +122,15 @@ class Notifier:
             pubsub = self._client.pubsub()
             try:
                 pubsub.subscribe(self._channel)
-                while pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT) is None:
-                    pass  # the first message is the subscription's confirmation
-                self._wake_all()
+                subscribed = False
                 while not self._stopping.is_set():
-                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
+                    message = self._next(pubsub)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe" and not subscribed:
+                        subscribed = True  # the first message confirms the subscription
+                        self._wake_all()
+                    elif message["type"] == "message":
                         self._wake(message["data"])
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 logger.warning("notifier lost its Redis subscription (%s); re-subscribing", e)
@@ -133,3 +138,21 @@ class Notifier:
                 self._stopping.wait(RECONNECT_DELAY)
             finally:
                 pubsub.close()
+
+    @staticmethod
+    def _next(pubsub: PubSub) -> dict[str, Any] | None:
+        """The next message, or None after ``LISTEN_TIMEOUT`` seconds without one.
+
+        A blocking read of the connection: ``get_message(timeout=...)`` polls the
+        socket twice a message before reading it, which under gevent (the API)
+        costs as much again as the rest of the message's handling.
+        """
+        assert pubsub.connection is not None  # subscribed
+        try:
+            response = pubsub.connection.read_response(
+                disconnect_on_error=False, push_request=True, timeout=LISTEN_TIMEOUT
+            )
+        except redis.TimeoutError:
+            pubsub.check_health()  # a PING now and then, answered as a message
+            return None
+        return pubsub.handle_message(response)
