@@ -6,6 +6,7 @@ sorted sets, exactly where the scripts look for deadlines.
 """
 
 import fakeredis
+from redis.client import PubSub
 
 from common import keys
 from common.ids import new_prediction_id
@@ -49,3 +50,11 @@ def lapse_queue_deadline(client: fakeredis.FakeRedis, prediction_id: str) -> Non
 
 def messages(prediction_id: str, model: ModelRef, queue: str) -> str:
     return f"again {prediction_id} {model.key} {queue}"
+
+
+def listening(client: fakeredis.FakeRedis, channel: str) -> PubSub:
+    """A subscription to ``channel``, confirmed (so nothing published after this is missed)."""
+    pubsub = client.pubsub()
+    pubsub.subscribe(channel)
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+    return pubsub

@@ -18,6 +18,7 @@ from tests.unit.stores import (
     QUEUE,
     claimed,
     lapse_lease,
+    listening,
     new,
     status,
 )
@@ -161,10 +162,7 @@ def test_finish_only_by_the_claim_holder_and_only_once(
 def test_only_endings_wake_the_waiters(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
     """Starting is news for observers (the progress channel); waiters hear only the ending,
     which carries the ended record, logs included, exactly as a read would return it."""
-    waiters, observers = client.pubsub(), client.pubsub()
-    waiters.subscribe(keys.updates_channel())
-    observers.subscribe(keys.progress_channel())
-    assert waiters.get_message(timeout=1)["type"] == observers.get_message(timeout=1)["type"] == "subscribe"
+    waiters, observers = listening(client, keys.updates_channel()), listening(client, keys.progress_channel())
     prediction = claimed(store, "t1")
     store.mark_started(prediction.id, "t1")
     store.append_log(prediction.id, "loading\n")
@@ -181,9 +179,7 @@ def test_only_endings_wake_the_waiters(store: PredictionStore, client: fakeredis
 
 
 def test_a_big_ending_is_news_without_the_record(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
-    waiters = client.pubsub()
-    waiters.subscribe(keys.updates_channel())
-    assert waiters.get_message(timeout=1)["type"] == "subscribe"
+    waiters = listening(client, keys.updates_channel())
     prediction = claimed(store, "t1")
     assert store.finish(prediction.id, "t1", Status.SUCCEEDED, output="x" * 20000)
     assert waiters.get_message(timeout=1)["data"] == f"{prediction.id} succeeded"
@@ -192,9 +188,7 @@ def test_a_big_ending_is_news_without_the_record(store: PredictionStore, client:
 def test_a_big_ending_still_gives_its_webhook_the_whole_record(
     store: PredictionStore, client: fakeredis.FakeRedis
 ) -> None:
-    waiters = client.pubsub()
-    waiters.subscribe(keys.updates_channel())
-    assert waiters.get_message(timeout=1)["type"] == "subscribe"
+    waiters = listening(client, keys.updates_channel())
     prediction = new(store, webhook={"url": "http://hook"})
     assert store.claim(prediction.id, "t1", ready=True).outcome is ClaimOutcome.CLAIMED
     store.append_log(prediction.id, "y" * 20000)
@@ -208,9 +202,7 @@ def test_a_prediction_with_a_big_input_ends_like_any_other(
     store: PredictionStore, client: fakeredis.FakeRedis
 ) -> None:
     """The scripts read such a record only in part; its ending and its webhook's snapshot are whole."""
-    waiters = client.pubsub()
-    waiters.subscribe(keys.updates_channel())
-    assert waiters.get_message(timeout=1)["type"] == "subscribe"
+    waiters = listening(client, keys.updates_channel())
     big = {"prompt": "z" * 20000}
     running = new(store, webhook={"url": "http://hook"})
     client.hset(keys.prediction(running.id), "input", json.dumps(big))
@@ -297,9 +289,7 @@ def test_cancel_running_flags_it_and_tells_its_worker(
 ) -> None:
     prediction = claimed(store, "t1")
     updates()
-    cancels = client.pubsub()
-    cancels.subscribe(keys.cancel_channel())
-    assert cancels.get_message(timeout=1)["type"] == "subscribe"
+    cancels = listening(client, keys.cancel_channel())
     assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REQUESTED
     assert cancels.get_message(timeout=1)["data"] == prediction.id
     cancels.close()
