@@ -5,8 +5,9 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
+import redis
 
-from common.notifier import Notifier, split_news
+from common.notifier import LISTEN_TIMEOUT, Notifier, split_news
 
 CHANNEL = "news"
 
@@ -76,3 +77,19 @@ def test_the_first_watcher_is_registered_before_the_listener_starts_and_woken_on
             assert first.note is None
     finally:
         notifier.stop()
+
+
+def test_on_a_real_redis_silence_is_no_error_and_stop_is_prompt(redis_client: redis.Redis) -> None:
+    """A read that times out (a second of silence) keeps the subscription: no reconnect, no
+    wake-everyone; news after the silence is heard, and a stop ends the listener within a read."""
+    notifier = Notifier(redis_client, CHANNEL)
+    with notifier.watch("p1") as watcher:
+        assert watcher.event.wait(5) and watcher.note is None  # subscribed
+        watcher.event.clear()
+        time.sleep(LISTEN_TIMEOUT * 2.5)
+        assert not watcher.event.is_set()  # silence woke no one
+        redis_client.publish(CHANNEL, "p1 succeeded")
+        assert watcher.event.wait(5) and watcher.note == "succeeded"
+    stopping = time.monotonic()
+    notifier.stop(wait=True)
+    assert time.monotonic() - stopping < LISTEN_TIMEOUT + 2
