@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import redis
+from kombu import Queue
 
 from common import keys, transport
 from common.broker import PREDICT_TASK, TaskMessages, celery_config, make_celery
@@ -58,12 +62,85 @@ def test_a_taken_message_stays_unacknowledged_until_acked(redis_client: redis.Re
         queue.put({"n": 1})
         message = queue.get(timeout=5)
         assert message.payload == {"n": 1}
+        message.channel.qos.settle()
         assert redis_client.hlen(keys.celery_unacked()) == 1
         assert redis_client.zcard(keys.celery_unacked_index()) == 1
         message.ack()
+        message.channel.qos.settle()
         assert redis_client.hlen(keys.celery_unacked()) == 0
         assert redis_client.zcard(keys.celery_unacked_index()) == 0
     app.close()
+
+
+def test_a_taken_message_reaches_its_consumer_before_it_is_recorded(redis_client: redis.Redis) -> None:
+    seen_unacked = []
+    with _consuming(redis_client, lambda body, message: seen_unacked.append(_unacked(redis_client))) as qos:
+        assert seen_unacked == [(0, 0)]  # kombu's own channel would have recorded it, and waited
+        qos.settle()
+        assert _unacked(redis_client) == (1, 1)
+    assert redis_client.llen("transport.test") == 1  # closing the channel restored it
+
+
+def test_a_message_settled_by_its_consumer_is_never_recorded(redis_client: redis.Redis) -> None:
+    with _consuming(redis_client, lambda body, message: message.ack()) as qos:
+        qos.settle()
+        assert _unacked(redis_client) == (0, 0)
+    assert redis_client.llen("transport.test") == 0
+
+
+def test_a_message_rejected_before_it_was_recorded_goes_back_to_its_queue(redis_client: redis.Redis) -> None:
+    # Celery's reject_on_worker_lost requeues this way; kombu's restore reads the record back.
+    with _consuming(redis_client, lambda body, message: message.reject(requeue=True)) as qos:
+        qos.settle()
+        assert _unacked(redis_client) == (0, 0)
+        assert redis_client.llen("transport.test") == 1
+
+
+def test_records_go_on_after_redis_drops_their_connection(redis_client: redis.Redis) -> None:
+    app = make_celery(Settings.defaults(redis_url=_url(redis_client)))
+    with app.connection_for_write() as connection, connection.SimpleQueue("transport.test") as queue:
+        for n in range(4):
+            queue.put({"n": n})
+        message = queue.get(timeout=5)
+        message.ack()
+        qos = message.channel.qos
+        qos.settle()
+        for client in redis_client.client_list():  # the recorder's connection (and old restores')
+            if client["cmd"] == "exec":
+                redis_client.client_kill_filter(_id=client["id"])
+        for _ in range(2):  # the first record may go to the dropped connection; it is then lost
+            queue.get(timeout=5).ack()
+        message = queue.get(timeout=5)
+        qos.settle()
+        assert _unacked(redis_client) == (1, 1)
+        message.ack()
+        qos.settle()
+        assert _unacked(redis_client) == (0, 0)
+    app.close()
+
+
+@contextmanager
+def _consuming(redis_client: redis.Redis, callback: Callable[[Any, Any], None]) -> Iterator[transport.QoS]:
+    """Delivers one message on ``transport.test`` to ``callback`` through a real consumer."""
+    app = make_celery(Settings.defaults(redis_url=_url(redis_client)))
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        queue = Queue("transport.test", channel=channel)
+        queue.declare()
+        with connection.Producer(channel) as producer:
+            producer.publish({"n": 1}, routing_key="transport.test")
+        delivered: list[Any] = []
+        callbacks = [callback, lambda body, message: delivered.append(message)]
+        with connection.Consumer([queue], channel=channel, callbacks=callbacks):
+            connection.drain_events(timeout=5)
+            assert len(delivered) == 1
+            yield channel.qos
+        channel.close()
+    app.close()
+
+
+def _unacked(client: redis.Redis) -> tuple[int, int]:
+    return client.hlen(keys.celery_unacked()), client.zcard(keys.celery_unacked_index())
 
 
 @pytest.mark.parametrize("url", ["rediss://127.0.0.1:6380/0", "unix:///run/redis.sock"])
