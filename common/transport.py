@@ -8,15 +8,19 @@
 - kombu records a taken message as unacknowledged (``MULTI ZADD HSET EXEC``)
   and waits for Redis's reply before the message reaches Celery, so every
   task waited a round trip before a pool process could start it.
-  :class:`QoS` writes the record once Celery has the message, and reads the
-  reply later, before its next command. The record still reaches Redis: the
-  commands are on the socket before the task can be acknowledged, and one
-  connection keeps them in order. Acknowledgements go the same way.
+  :class:`QoS` sends the record after Celery has the message (in a worker, on
+  the event loop's turn after the one on which the pool writes the task to its
+  process) and reads the reply before its connection's next command. The
+  record still reaches Redis before the task can be acknowledged: one
+  connection carries both, in order. Acknowledgements are sent the same way,
+  and a message settled before its record was sent needs neither.
 
-A message whose record is lost with its connection (Redis down, the worker
-killed in between) is as lost as kombu's would be in the same instant, and is
-found the same way: its prediction is still waiting, so recovery queues it
-again (``common.recovery``). Every other behaviour is kombu's.
+A taken message is thus only in a worker's memory for a little longer (two
+turns of its loop, well under a millisecond while a pool process is free). A
+message lost then (the worker killed, or the record lost with its connection)
+leaves its prediction waiting with a message neither queued nor recorded, and
+recovery queues it again (``common.recovery``), as it does for the same loss
+under kombu's own order. Every other behaviour is kombu's.
 """
 
 from __future__ import annotations
@@ -208,10 +212,20 @@ class Channel(kombu_redis.Channel):
         try:
             return callback(message)
         finally:
-            qos.record(message, message.delivery_tag)
+            loop = self.connection.event_loop
+            if loop is None:
+                qos.record(message, message.delivery_tag)
+            else:  # the pool writes the task to its process on the loop's next turn; record on the one after
+                loop.call_soon(loop.call_soon, qos.record, message, message.delivery_tag)
 
 
 class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel
+    event_loop: Any = None
+    """The worker's event loop, once this transport is registered with one."""
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        super().register_with_event_loop(connection, loop)
+        self.event_loop = loop

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import redis
+import wriftai
 from kombu import Queue
 
 from common import keys, transport
 from common.broker import PREDICT_TASK, TaskMessages, celery_config, make_celery
 from common.config import Settings
 from common.records import ModelRef
+from tests.integration.conftest import Stack, wait_for_status
 
 
 def test_the_envelope_matches_what_send_task_pushes(redis_client: redis.Redis) -> None:
@@ -117,6 +120,30 @@ def test_records_go_on_after_redis_drops_their_connection(redis_client: redis.Re
         qos.settle()
         assert _unacked(redis_client) == (0, 0)
     app.close()
+
+
+def test_a_running_prediction_s_message_is_recorded_until_it_ends(
+    stack: Stack, alice: wriftai.Client, redis_client: redis.Redis
+) -> None:
+    # A worker's event loop records the message a turn after the pool has the task: it must still land.
+    prediction = alice.predictions.create(model="inferq/echo", input={"prompt": "hi", "delay_s": 1.5})
+    wait_for_status(stack.env["INFERQ_REDIS_URL"], prediction["id"], {"started"})
+    assert _within(5, lambda: _unacked_ids(redis_client) == [prediction["id"]])
+    wait_for_status(stack.env["INFERQ_REDIS_URL"], prediction["id"], {"succeeded"})
+    assert _within(5, lambda: _unacked_ids(redis_client) == [])
+
+
+def _unacked_ids(client: redis.Redis) -> list[str]:
+    return [json.loads(raw)[0]["headers"]["id"] for raw in client.hvals(keys.celery_unacked())]
+
+
+def _within(seconds: float, condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @contextmanager
