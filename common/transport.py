@@ -140,7 +140,7 @@ class QoS(kombu_redis.QoS):
         """
         try:
             self._read_replies()
-            connection = self._own_connection()
+            connection = self._live_connection()
             transaction = [("MULTI",), *commands, ("EXEC",)]
             connection.send_packed_command(connection.pack_commands(transaction))
             self._unread += len(transaction)
@@ -156,6 +156,19 @@ class QoS(kombu_redis.QoS):
         except redis.RedisError as e:
             self._forget_connection()
             logger.warning("a broker message's state may not have been recorded in Redis: %s", e)
+
+    def _live_connection(self) -> Any:
+        """:meth:`_own_connection`, replaced first if Redis has closed it: a send into a closed
+        socket can succeed, and the record would be lost without a word."""
+        connection = self._own_connection()
+        try:
+            closed = connection.can_read(timeout=0)  # no reply is owed, so anything to read is the end
+        except redis.ConnectionError:
+            closed = True
+        if closed:
+            self._forget_connection()
+            connection = self._own_connection()
+        return connection
 
     def _own_connection(self) -> Any:
         """This QoS's own connection from its channel's current pool."""
