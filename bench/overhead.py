@@ -67,8 +67,15 @@ def main() -> int:
     )
     parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--raw-transport",
+        choices=["stock", "inferq"],
+        default="stock",
+        help="raw Celery's broker transport: as Celery ships, or inferq's (common.transport)",
+    )
     args = parser.parse_args()
-    with stack() as s:
+    os.environ["RAW_CELERY_TRANSPORT"] = args.raw_transport
+    with stack({"RAW_CELERY_TRANSPORT": args.raw_transport}) as s:
         s.launcher.start(
             "raw-celery",
             [sys.executable, "-m", "celery", "-A", "raw_celery", "worker", "-c", "1", "-P", "prefork",
@@ -106,7 +113,8 @@ def main() -> int:
         print(f"ratio (wriftai)     p50 {official[0]:.2f}, p99 {official[1]:.2f}")
         verdict = "meets" if max(lean) <= GOAL else "misses"
         print(
-            f"overhead: inferq/raw Celery p50 {lean[0]:.2f}x, p99 {lean[1]:.2f}x over HTTP "
+            f"overhead: inferq/raw Celery ({args.raw_transport} transport) "
+            f"p50 {lean[0]:.2f}x, p99 {lean[1]:.2f}x over HTTP "
             f"({verdict} the goal of <= {GOAL}); {official[0]:.2f}x/{official[1]:.2f}x via the wriftai client"
         )
     return 0

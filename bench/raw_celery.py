@@ -1,4 +1,9 @@
-"""The baseline: a bare Celery app with a no-op task, on the benchmark's Redis (database 1)."""
+"""The baseline: a bare Celery app with a no-op task, on the benchmark's Redis (database 1).
+
+``RAW_CELERY_TRANSPORT`` picks its broker transport: ``stock`` (the default:
+kombu's Redis transport, as Celery ships) or ``inferq`` (``common.transport``,
+to see what inferq adds on top of the same Celery layer).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,10 @@ app.conf.update(
     task_acks_late=True,
     worker_hijack_root_logger=False,
 )
+TRANSPORTS = {"stock": None, "inferq": "common.transport:Transport"}
+"""The broker transports the baseline can run on, by the name ``RAW_CELERY_TRANSPORT`` gives."""
+if TRANSPORTS[os.environ.get("RAW_CELERY_TRANSPORT", "stock")]:
+    app.conf.broker_transport = TRANSPORTS[os.environ["RAW_CELERY_TRANSPORT"]]
 
 
 @app.task(name="raw.noop")
