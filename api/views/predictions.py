@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from flask import current_app, g, request, url_for
+from flask import Response, current_app, g, request, url_for
 
 from api import predictions, streams
 from api.blueprint import Blueprint
@@ -24,7 +24,8 @@ from api.sse import event_stream
 from common.catalog import ModelVersion
 from common.errors import NotFound
 from common.ids import is_prediction_id
-from common.records import ModelRef
+from common.records import ModelRef, Prediction
+from common.wire import render
 
 blp = Blueprint("predictions", __name__, url_prefix="/v1", description="Predictions")
 
@@ -48,7 +49,16 @@ def _create(version: ModelVersion, body: dict[str, Any]) -> Any:
         response.headers["Location"] = _location(prediction.id)
         return response
     prediction = predictions.create(found, g.owner, version, body, wait)
-    return prediction, 201, {"Location": _location(prediction.id)}
+    return _answer(prediction, 201, {"Location": _location(prediction.id)})
+
+
+def _answer(prediction: Prediction, status: int, headers: dict[str, str] | None = None) -> Response:
+    """The prediction as JSON, rendered by ``common.wire.render`` (what ``@blp.response``'s
+    schema documents, without marshmallow's dump: see ``render``)."""
+    response = cast(Response, current_app.json.response(render(prediction)))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
 
 
 def _prefer_wait() -> float | None:
@@ -93,7 +103,7 @@ def get_prediction(prediction_id: str) -> Any:
     """Get one of your predictions."""
     if not is_prediction_id(prediction_id):
         raise NotFound("Prediction not found")
-    return services().store.get_owned(prediction_id, g.owner)
+    return _answer(services().store.get_owned(prediction_id, g.owner), 200)
 
 
 @blp.route("/predictions", methods=["GET"])
