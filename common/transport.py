@@ -95,8 +95,7 @@ class QoS(kombu_redis.QoS):
             virtual.QoS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
-        if requeue:
-            self.settle()
+        if requeue:  # kombu restores it by tag, which settles first (as restores at shutdown do)
             super().reject(delivery_tag, requeue=True)
         else:
             self.ack(delivery_tag)
@@ -104,10 +103,6 @@ class QoS(kombu_redis.QoS):
     def restore_by_tag(self, tag: str, client: Any = None, leftmost: bool = False) -> None:
         self.settle()
         super().restore_by_tag(tag, client, leftmost)
-
-    def restore_unacked(self, client: Any = None) -> Any:
-        self.settle()
-        return super().restore_unacked(client)
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         self.settle()
