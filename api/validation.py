@@ -46,6 +46,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+"""Built once: ``json.loads`` given hooks builds a decoder per call."""
+
+
 def _depth(value: Any) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -64,11 +68,12 @@ def parse_json_body(raw: bytes) -> Any:
         InvalidRequest: When the body is not such JSON (400).
     """
     try:
-        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError) as e:
         message = "nesting too deep" if isinstance(e, RecursionError) else str(e)
         raise InvalidRequest(f"The request body is not valid JSON: {message}") from e
-    if _depth(value) > MAX_JSON_DEPTH:
+    # Each level takes an opening and a closing bracket, so a short body cannot nest too deep.
+    if len(raw) > 2 * MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"The request body nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
