@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -55,6 +56,23 @@ def stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
             redis.stop()
 
 
+def add_raw_transport_option(parser: argparse.ArgumentParser) -> None:
+    """``--raw-transport``: the broker transport of the raw Celery baseline (``raw_celery.py``)."""
+    parser.add_argument(
+        "--raw-transport",
+        choices=["stock", "inferq"],
+        default="stock",
+        help="raw Celery's broker transport: as Celery ships, or inferq's (common.transport)",
+    )
+
+
+def raw_transport_env(name: str) -> dict[str, str]:
+    """Sets the baseline's transport for ``raw_celery`` imported here, and returns it for the
+    environment of its worker (``stack``'s ``extra_env``)."""
+    os.environ["RAW_CELERY_TRANSPORT"] = name
+    return {"RAW_CELERY_TRANSPORT": name}
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     """The ``fraction`` quantile (nearest rank) of ``samples``."""
     ordered = sorted(samples)
@@ -69,4 +87,13 @@ def describe(samples: list[float]) -> str:
     )
 
 
-__all__ = ["API_KEY", "Stack", "describe", "free_port", "percentile", "stack"]
+__all__ = [
+    "API_KEY",
+    "Stack",
+    "add_raw_transport_option",
+    "describe",
+    "free_port",
+    "percentile",
+    "raw_transport_env",
+    "stack",
+]

@@ -21,7 +21,15 @@ import time
 from collections.abc import Callable
 
 import wriftai
-from harness import API_KEY, describe, free_port, percentile, stack
+from harness import (
+    API_KEY,
+    add_raw_transport_option,
+    describe,
+    free_port,
+    percentile,
+    raw_transport_env,
+    stack,
+)
 
 GOAL = 1.5
 """The largest acceptable ratio of inferq's latency to raw Celery's."""
@@ -67,15 +75,9 @@ def main() -> int:
     )
     parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--raw-transport",
-        choices=["stock", "inferq"],
-        default="stock",
-        help="raw Celery's broker transport: as Celery ships, or inferq's (common.transport)",
-    )
+    add_raw_transport_option(parser)
     args = parser.parse_args()
-    os.environ["RAW_CELERY_TRANSPORT"] = args.raw_transport
-    with stack({"RAW_CELERY_TRANSPORT": args.raw_transport}) as s:
+    with stack(raw_transport_env(args.raw_transport)) as s:
         s.launcher.start(
             "raw-celery",
             [sys.executable, "-m", "celery", "-A", "raw_celery", "worker", "-c", "1", "-P", "prefork",

@@ -40,7 +40,7 @@ from collections import Counter
 
 import redis
 from client import creates
-from harness import Stack, free_port, stack
+from harness import Stack, add_raw_transport_option, free_port, raw_transport_env, stack
 from procfs import cpu_seconds
 from updates import Updates
 
@@ -138,15 +138,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes on each side")
     parser.add_argument("--clients", type=int, default=4, help="threads creating inferq predictions")
     parser.add_argument("--api-workers", type=int, default=1, help="API processes")
-    parser.add_argument(
-        "--raw-transport",
-        choices=["stock", "inferq"],
-        default="stock",
-        help="raw Celery's broker transport: as Celery ships, or inferq's (common.transport)",
-    )
+    add_raw_transport_option(parser)
     args = parser.parse_args()
-    os.environ["RAW_CELERY_TRANSPORT"] = args.raw_transport
-    with stack({"RAW_CELERY_TRANSPORT": args.raw_transport}) as s:
+    with stack(raw_transport_env(args.raw_transport)) as s:
         s.launcher.start(
             "raw-celery",
             [sys.executable, "-m", "celery", "-A", "raw_celery", "worker", "-c", str(args.workers),
