@@ -19,19 +19,20 @@ from api.views import health as health_views
 from api.views import images as image_views
 from api.views import models as model_views
 from api.views import predictions as prediction_views
-from common import keys, logs
-from common.broker import TaskMessages, make_celery
 from common.catalog import Catalog
 from common.config import Settings
 from common.connections import redis_client
 from common.errors import ConfigError
-from common.notifier import Notifier
-from common.outbox import Outbox
-from common.recovery import INTERVAL, Recovery
-from common.runtime import tune_gc
+from common.processes import logs
+from common.processes.runtime import tune_gc
+from common.processes.ticker import Ticker
+from common.queue.broker import TaskMessages, make_celery
+from common.queue.recovery import INTERVAL, Recovery
 from common.storage import LocalStorage
-from common.store import PredictionStore
-from common.ticker import Ticker
+from common.store import keys
+from common.store.notifier import Notifier
+from common.store.outbox import Outbox
+from common.store.predictions import PredictionStore
 
 API_REDIS_RETRIES = 2
 """Retries of a Redis command in the API before the request answers 503."""

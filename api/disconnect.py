@@ -32,7 +32,7 @@ def disconnect_watch(on_disconnect: Callable[[], None]) -> Iterator[None]:
     its next request). Outside gevent (the Flask test client, a threaded
     server) nothing is watched.
     """
-    sock = request.environ.get("gunicorn.sock")  # set by common.webserver.Worker
+    sock = request.environ.get("gunicorn.sock")  # set by common.processes.webserver.Worker
     gevent = _gevent()
     if sock is None or gevent is None:
         yield

@@ -12,7 +12,7 @@ from flask import Response, g, request
 
 from api import metrics
 from api.services import services
-from common import logs
+from common.processes import logs
 
 access = logging.getLogger("inferq.access")
 """One line per answered request."""

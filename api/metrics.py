@@ -24,8 +24,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from api.services import Services
-from common import keys, stats
-from common.heartbeats import live_workers
+from common.store import keys, stats
+from common.store.heartbeats import live_workers
 
 REQUESTS = Counter(
     "inferq_http_requests_total", "HTTP requests served, by route and status.", ["method", "route", "status"]

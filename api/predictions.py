@@ -10,13 +10,13 @@ from typing import Any
 
 from api.pagination import NEWER, OLDER, Cursor
 from api.services import Services
-from common import logs
 from common.catalog import ModelVersion
 from common.errors import Conflict, NotFound, RequestValidationError
 from common.ids import new_prediction_id
-from common.notifier import Watcher
+from common.processes import logs
 from common.records import TERMINAL_STATUSES, Prediction, Status
-from common.store import CancelOutcome
+from common.store.notifier import Watcher
+from common.store.predictions import CancelOutcome
 from common.webhooks import WebhookRefused, check_url
 from common.wire import render
 

@@ -13,8 +13,8 @@ import hashlib
 from flask import Flask, request
 from flask_limiter import HeaderNames, Limiter
 
-from common import keys
 from common.config import Settings
+from common.store import keys
 
 HEADERS = {
     HeaderNames.LIMIT: "x-ratelimit-limit",

@@ -9,12 +9,12 @@ from flask import current_app
 from api.auth import KeyRing
 from api.moderation import ModerationPolicy
 from api.signing import UrlSigner
-from common.broker import TaskMessages
 from common.catalog import Catalog
 from common.config import Settings
-from common.notifier import Notifier
+from common.queue.broker import TaskMessages
 from common.storage import Storage
-from common.store import PredictionStore
+from common.store.notifier import Notifier
+from common.store.predictions import PredictionStore
 
 
 @dataclass(frozen=True)

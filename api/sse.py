@@ -18,7 +18,7 @@ from typing import Any
 from flask import Response, stream_with_context
 
 from api.services import Services
-from common.events import StoredEvent
+from common.store.events import StoredEvent
 
 HEARTBEAT = ": keep-alive\n\n"
 """The comment sent every ``INFERQ_HEARTBEAT_INTERVAL`` seconds on an idle stream, so proxies keep it open."""

@@ -16,8 +16,8 @@ from typing import Any
 from api.services import Services
 from api.sse import HEARTBEAT, Heartbeat, follow, format_event
 from common.errors import StreamExpired, StreamUnavailable
-from common.events import StoredEvent
 from common.records import ErrorSource, PredictionError
+from common.store.events import StoredEvent
 from common.wire import render
 
 

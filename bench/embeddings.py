@@ -30,7 +30,7 @@ import time
 import redis
 from harness import API_KEY, free_port, stack
 
-from common import keys
+from common.store import keys
 
 MODEL = "sentence-transformers/all-minilm-l6-v2"
 GOAL = 0.8

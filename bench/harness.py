@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from common.launcher import Launcher  # noqa: E402
+from common.processes.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from common.processes.launcher import Launcher  # noqa: E402
 
 API_KEY = "sk-bench"
 """The API key benchmarks use (owner ``bench``)."""
@@ -62,7 +62,7 @@ def add_raw_transport_option(parser: argparse.ArgumentParser) -> None:
         "--raw-transport",
         choices=["stock", "inferq"],
         default="stock",
-        help="raw Celery's broker transport: as Celery ships, or inferq's (common.transport)",
+        help="raw Celery's broker transport: as Celery ships, or inferq's (common.queue.transport)",
     )
 
 

@@ -39,7 +39,7 @@ from client import Client
 from harness import free_port, stack
 from procfs import rss_kib
 
-from common import keys
+from common.store import keys
 
 GOAL = 50
 """The most extra Redis connections one API process may open for held waits."""

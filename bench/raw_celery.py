@@ -1,7 +1,7 @@
 """The baseline: a bare Celery app with a no-op task, on the benchmark's Redis (database 1).
 
 ``RAW_CELERY_TRANSPORT`` picks its broker transport: ``stock`` (the default:
-kombu's Redis transport, as Celery ships) or ``inferq`` (``common.transport``,
+kombu's Redis transport, as Celery ships) or ``inferq`` (``common.queue.transport``,
 to see what inferq adds on top of the same Celery layer).
 """
 
@@ -19,7 +19,7 @@ app.conf.update(
     task_acks_late=True,
     worker_hijack_root_logger=False,
 )
-TRANSPORTS = {"stock": None, "inferq": "common.transport:Transport"}
+TRANSPORTS = {"stock": None, "inferq": "common.queue.transport:Transport"}
 """The broker transports the baseline can run on, by the name ``RAW_CELERY_TRANSPORT`` gives."""
 if TRANSPORTS[os.environ.get("RAW_CELERY_TRANSPORT", "stock")]:
     app.conf.broker_transport = TRANSPORTS[os.environ["RAW_CELERY_TRANSPORT"]]

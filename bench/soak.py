@@ -38,7 +38,7 @@ from client import Client
 from harness import Stack, free_port, stack
 from updates import TERMINAL, Updates
 
-from common import keys
+from common.store import keys
 
 QUEUES = ["bench.runs", "bench.fails"]
 MODELS = {

@@ -1,8 +1,8 @@
 """Watching predictions change status without polling: a listener on inferq's news channels.
 
 Every status change is published as ``<id> <status>`` (an ending with the
-record after it) on ``common.keys.updates_channel()`` or, as a prediction
-starts, ``common.keys.progress_channel()``; :class:`Updates` subscribes once and
+record after it) on ``common.store.keys.updates_channel()`` or, as a prediction
+starts, ``common.store.keys.progress_channel()``; :class:`Updates` subscribes once and
 timestamps (``time.perf_counter()``) the first time it sees each status of each
 prediction, so a benchmark can wait for, count and time terminal statuses with
 one Redis connection however many predictions it runs.
@@ -16,8 +16,8 @@ from collections.abc import Collection, Iterable
 
 import redis
 
-from common import keys
-from common.notifier import split_news
+from common.store import keys
+from common.store.notifier import split_news
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "abandoned"})
 """The statuses a prediction ends in."""

@@ -48,10 +48,10 @@ logger = logging.getLogger(__name__)
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "echo": "workers.adapters.echo:EchoAdapter",
-    "sketch": "workers.adapters.sketch:SketchAdapter",
+    "sketch": "workers.adapters.sketch.adapter:SketchAdapter",
     "hash-embed": "workers.adapters.embeddings:HashEmbedAdapter",
     "minilm": "workers.adapters.embeddings:MiniLMAdapter",
-    "diffusers": "workers.adapters.diffusers_pipeline:DiffusersAdapter",
+    "diffusers": "workers.adapters.diffusion.pipeline:DiffusersAdapter",
 }
 """Short adapter names usable in the models file, and the classes they stand for."""
 

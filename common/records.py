@@ -90,7 +90,7 @@ _OPTIONAL_FLOATS = ("started_at", "predict_started_at", "completed_at", "setup_t
 
 @dataclass
 class Prediction:
-    """One prediction as stored in Redis (a hash at :func:`common.keys.prediction`)."""
+    """One prediction as stored in Redis (a hash at :func:`common.store.keys.prediction`)."""
 
     id: str
     owner: str

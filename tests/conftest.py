@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.embedded_redis import EmbeddedRedis
+from common.processes.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -13,18 +13,18 @@ from typing import Any
 
 from celery import signals
 
-from common import logs
-from common.broker import TaskMessages, make_celery
 from common.catalog import Catalog
 from common.config import Settings
 from common.connections import redis_client
 from common.errors import ConfigError
-from common.heartbeats import Heartbeat
-from common.outbox import Outbox
-from common.recovery import INTERVAL, Recovery
-from common.runtime import share_cores, tune_gc
-from common.store import PredictionStore
-from common.ticker import Ticker
+from common.processes import logs
+from common.processes.runtime import share_cores, tune_gc
+from common.processes.ticker import Ticker
+from common.queue.broker import TaskMessages, make_celery
+from common.queue.recovery import INTERVAL, Recovery
+from common.store.heartbeats import Heartbeat
+from common.store.outbox import Outbox
+from common.store.predictions import PredictionStore
 from workers.process import ProcessState
 from workers.tasks import register_tasks
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from common.errors import PredictionCancelled
-from common.store import PredictionStore
+from common.store.predictions import PredictionStore
 
 logger = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import redis
 
-from common import keys
-from common.broker import TaskMessages
 from common.catalog import Catalog
 from common.config import Settings
 from common.connections import redis_client
-from common.notifier import Notifier
-from common.outbox import Outbox
-from common.store import PredictionStore
+from common.queue.broker import TaskMessages
+from common.store import keys
+from common.store.notifier import Notifier
+from common.store.outbox import Outbox
+from common.store.predictions import PredictionStore
 from workers.runner import Runner
 from workers.supervisor import Supervisor
 from workers.webhooks import WebhookDeliverer

@@ -20,13 +20,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import logs
-from common.broker import TaskMessages
 from common.catalog import Catalog, ModelVersion, load_adapter_class
 from common.config import Settings
 from common.errors import ConfigError, ModelNotFound, PredictionCancelled
+from common.processes import logs
+from common.queue.broker import TaskMessages
 from common.records import ErrorSource, Prediction, PredictionError, Status
-from common.store import ClaimOutcome, Ending, PredictionStore
+from common.store.predictions import ClaimOutcome, Ending, PredictionStore
 from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
 from workers.supervisor import Supervisor, Watch, run_time_exceeded

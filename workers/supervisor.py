@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import redis
 
 from common.config import Settings
-from common.notifier import Notifier
 from common.records import ErrorSource, PredictionError, Status
-from common.store import PredictionStore
+from common.store.notifier import Notifier
+from common.store.predictions import PredictionStore
 from workers.context import PredictionContext, StopReason
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from common.broker import DELIVER_WEBHOOKS_TASK, PREDICT_TASK
+from common.queue.broker import DELIVER_WEBHOOKS_TASK, PREDICT_TASK
 from workers.runner import Runner
 from workers.webhooks import WebhookDeliverer
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from common.config import Settings
-from common.outbox import Outbox
 from common.records import Prediction
+from common.store.outbox import Outbox
 from common.webhooks import SIGNATURE_HEADER, WebhookRefused, check_url, signature
 from common.wire import render
 

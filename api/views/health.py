@@ -11,7 +11,7 @@ from api import metrics
 from api.blueprint import Blueprint
 from api.schemas.errors import ErrorBodySchema
 from api.services import services
-from common.heartbeats import live_workers
+from common.store.heartbeats import live_workers
 
 blp = Blueprint("health", __name__, description="Health, readiness and metrics")
 

@@ -13,10 +13,10 @@ import pytest
 import redis
 import wriftai
 
-from common import keys
-from common.embedded_redis import EmbeddedRedis, free_port
-from common.launcher import Launcher
-from common.notifier import split_news
+from common.processes.embedded_redis import EmbeddedRedis, free_port
+from common.processes.launcher import Launcher
+from common.store import keys
+from common.store.notifier import split_news
 from tests.conftest import KEYS, base_env
 
 

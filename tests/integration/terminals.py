@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import redis
 
-from common import keys
-from common.notifier import split_news
+from common.store import keys
+from common.store.notifier import split_news
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "abandoned"})
 

@@ -14,10 +14,11 @@ import redis
 import wriftai
 from kombu import Queue
 
-from common import keys, transport
-from common.broker import PREDICT_TASK, TaskMessages, celery_config, make_celery
 from common.config import Settings
+from common.queue import transport
+from common.queue.broker import PREDICT_TASK, TaskMessages, celery_config, make_celery
 from common.records import ModelRef
+from common.store import keys
 from tests.integration.conftest import Stack, wait_for_status
 
 

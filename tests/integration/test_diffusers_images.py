@@ -22,8 +22,8 @@ from PIL import Image
 pytest.importorskip("diffusers", reason="needs the diffusers extra")
 pytest.importorskip("transformers", reason="needs the diffusers extra")
 
-from common.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from common.launcher import Launcher  # noqa: E402
+from common.processes.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from common.processes.launcher import Launcher  # noqa: E402
 from tests.conftest import KEYS, MODELS, base_env  # noqa: E402
 from tests.fixtures.tiny_diffusion import build_tiny_pipeline  # noqa: E402
 from tests.integration.conftest import Stack, wait_for_status  # noqa: E402

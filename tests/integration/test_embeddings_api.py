@@ -13,7 +13,7 @@ import pytest
 import redis
 import wriftai
 
-from common.launcher import Launcher
+from common.processes.launcher import Launcher
 from tests.conftest import KEYS, stored
 from tests.integration.conftest import Stack
 from workers.adapters.embeddings import HashEmbedAdapter

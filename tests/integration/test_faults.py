@@ -20,8 +20,8 @@ import httpx
 import pytest
 import wriftai
 
-from common.embedded_redis import EmbeddedRedis, free_port
-from common.launcher import Launcher
+from common.processes.embedded_redis import EmbeddedRedis, free_port
+from common.processes.launcher import Launcher
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack
 from tests.integration.terminals import Terminals

@@ -14,8 +14,8 @@ import yaml
 from wriftai.common_types import SortDirection
 
 from common.catalog import COMPATIBILITY_FLAGS
-from common.embedded_redis import free_port
-from common.launcher import Launcher
+from common.processes.embedded_redis import free_port
+from common.processes.launcher import Launcher
 from tests.conftest import KEYS, MODELS
 from tests.integration.conftest import Stack
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import wriftai
 
-from common.embedded_redis import free_port
-from common.launcher import Launcher
-from common.runtime import threads_per_process, usable_cores
+from common.processes.embedded_redis import free_port
+from common.processes.launcher import Launcher
+from common.processes.runtime import threads_per_process, usable_cores
 from tests.conftest import ROOT, base_env
 
 
@@ -43,7 +43,7 @@ def test_inferq_up_serves_predictions_on_embedded_defaults_and_stops_on_ctrl_c(t
     env["INFERQ_DATA_DIR"] = str(tmp_path)
     port = free_port()
     with subprocess.Popen(
-        [sys.executable, "-m", "common.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "common.processes.cli", "up", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -104,7 +104,7 @@ def test_the_api_answers_503_with_retry_after_while_redis_is_unreachable(tmp_pat
 def test_inferq_api_refuses_to_start_without_settings(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERQ_")}
     result = subprocess.run(
-        [sys.executable, "-m", "common.cli", "api"],
+        [sys.executable, "-m", "common.processes.cli", "api"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -118,7 +118,7 @@ def test_inferq_api_refuses_to_start_without_settings(tmp_path: Path) -> None:
 def test_a_bad_setting_fails_loudly(tmp_path: Path) -> None:
     env = {**os.environ, "INFERQ_WAIT_MAX": "soon", "INFERQ_REDIS_URL": "redis://127.0.0.1:1/0"}
     result = subprocess.run(
-        [sys.executable, "-m", "common.cli", "api"],
+        [sys.executable, "-m", "common.processes.cli", "api"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -11,7 +11,8 @@ from pathlib import Path
 import redis
 import wriftai
 
-from common import keys, recovery
+from common.queue import recovery
+from common.store import keys
 from tests.integration.conftest import Stack, pool_children, wait_for_status
 
 TERMINAL = {"succeeded", "failed", "cancelled", "abandoned"}

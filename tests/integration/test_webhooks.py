@@ -14,8 +14,8 @@ import pytest
 import wriftai
 from wriftai import WebhookSignatureMismatchError
 
-from common.embedded_redis import free_port
-from common.launcher import Launcher
+from common.processes.embedded_redis import free_port
+from common.processes.launcher import Launcher
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import wriftai
 
-from common.embedded_redis import free_port
-from common.launcher import Launcher
+from common.processes.embedded_redis import free_port
+from common.processes.launcher import Launcher
 from tests.conftest import KEYS
 from tests.integration.conftest import Stack
 

@@ -5,10 +5,10 @@ from collections.abc import Callable, Iterator
 import fakeredis
 import pytest
 
-from common import keys
 from common.config import Settings
-from common.notifier import split_news
-from common.store import PredictionStore
+from common.store import keys
+from common.store.notifier import split_news
+from common.store.predictions import PredictionStore
 
 
 @pytest.fixture

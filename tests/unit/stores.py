@@ -8,10 +8,10 @@ sorted sets, exactly where the scripts look for deadlines.
 import fakeredis
 from redis.client import PubSub
 
-from common import keys
 from common.ids import new_prediction_id
 from common.records import ModelRef, Prediction, Status
-from common.store import ClaimOutcome, PredictionStore
+from common.store import keys
+from common.store.predictions import ClaimOutcome, PredictionStore
 
 MODEL = ModelRef("inferq", "echo", 1)
 QUEUE = "inferq.echo"

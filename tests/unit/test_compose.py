@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from common.catalog import Catalog
-from common.cli import parser
 from common.config import DEFAULT_MODELS_PATH, Settings, describe_settings
+from common.processes.cli import parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

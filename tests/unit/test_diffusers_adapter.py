@@ -20,10 +20,10 @@ from common.errors import ConfigError, PredictionCancelled  # noqa: E402
 from tests.fixtures.tiny_diffusion import build_tiny_pipeline  # noqa: E402
 from tests.unit.fakes import FakeContext  # noqa: E402
 from tests.unit.pictures import decode, pixels  # noqa: E402
-from workers.adapters.diffusers_images import keyed_alpha  # noqa: E402
-from workers.adapters.diffusers_pipeline import DiffusersAdapter  # noqa: E402
-from workers.adapters.diffusers_settings import dtype_keyword  # noqa: E402
-from workers.adapters.sketch import SketchAdapter  # noqa: E402
+from workers.adapters.diffusion.images import keyed_alpha  # noqa: E402
+from workers.adapters.diffusion.pipeline import DiffusersAdapter  # noqa: E402
+from workers.adapters.diffusion.settings import dtype_keyword  # noqa: E402
+from workers.adapters.sketch.adapter import SketchAdapter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"prompt": "a red circle", "width": 64, "height": 64}

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import fakeredis
 import pytest
 
-from common import keys
-from common.events import EVENT_NOTE, StoredEvent
 from common.records import Status
-from common.store import PredictionStore
+from common.store import keys
+from common.store.events import EVENT_NOTE, StoredEvent
+from common.store.predictions import PredictionStore
 from tests.unit.stores import (
     claimed,
     lapse_queue_deadline,

@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from api.predictions import build
-from common import keys
-from common.broker import TaskMessages, make_celery
 from common.catalog import Catalog, ModelVersion
 from common.config import Settings
-from common.notifier import Notifier
-from common.store import PredictionStore
+from common.queue.broker import TaskMessages, make_celery
+from common.store import keys
+from common.store.notifier import Notifier
+from common.store.predictions import PredictionStore
 from tests.conftest import MODELS
 from workers.runner import Runner
 from workers.supervisor import Supervisor

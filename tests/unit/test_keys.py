@@ -2,7 +2,7 @@
 
 import pytest
 
-from common import keys
+from common.store import keys
 
 PID = "0190f3a2-7b1c-7d3e-8f00-0123456789ab"
 

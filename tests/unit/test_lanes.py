@@ -11,9 +11,9 @@ import redis
 
 from common.config import Settings
 from common.ids import new_prediction_id
-from common.lanes import Hint
 from common.records import ModelRef, Prediction, Status
-from common.store import PredictionStore
+from common.store.lanes import Hint
+from common.store.predictions import PredictionStore
 
 MODEL = ModelRef("tests", "batched-embed", 1)
 

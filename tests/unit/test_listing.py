@@ -3,9 +3,9 @@
 import fakeredis
 import pytest
 
-from common import keys, listing
 from common.records import Prediction, Status
-from common.store import PredictionStore
+from common.store import keys, listing
+from common.store.predictions import PredictionStore
 from tests.unit.stores import new
 
 

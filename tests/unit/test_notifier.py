@@ -7,7 +7,7 @@ import fakeredis
 import pytest
 import redis
 
-from common.notifier import LISTEN_TIMEOUT, Notifier, split_news
+from common.store.notifier import LISTEN_TIMEOUT, Notifier, split_news
 
 CHANNEL = "news"
 

@@ -5,12 +5,12 @@ from collections.abc import Callable
 
 import fakeredis
 
-from common import keys
 from common.config import Settings
 from common.ids import new_prediction_id
-from common.overdue import MAX_REQUEUES
 from common.records import ErrorSource, PredictionError, Status
-from common.store import ClaimOutcome, PredictionStore
+from common.store import keys
+from common.store.overdue import MAX_REQUEUES
+from common.store.predictions import ClaimOutcome, PredictionStore
 from tests.unit.stores import (
     LONG_AGO,
     QUEUE,

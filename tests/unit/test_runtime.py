@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from common.runtime import OPENMP_SPIN_COUNT, share_cores, threads_per_process
+from common.processes.runtime import OPENMP_SPIN_COUNT, share_cores, threads_per_process
 
 
 def test_idle_openmp_threads_spin_briefly(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,10 +15,10 @@ import pytest
 from common.errors import PredictionCancelled
 from tests.unit.fakes import FakeContext
 from tests.unit.pictures import decode, pixels
-from workers.adapters import sketch_render
-from workers.adapters.sketch import SketchAdapter, partial_points
-from workers.adapters.sketch_canvas import png_level
-from workers.adapters.sketch_scene import plan_scene
+from workers.adapters.sketch import render as sketch_render
+from workers.adapters.sketch.adapter import SketchAdapter, partial_points
+from workers.adapters.sketch.canvas import png_level
+from workers.adapters.sketch.scene import plan_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "a red circle at sunset"
@@ -266,7 +266,7 @@ def test_the_input_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
 def test_the_adapter_class_imports_without_numpy_or_pillow() -> None:
     code = (
         "import sys\n"
-        "from workers.adapters.sketch import SketchAdapter\n"
+        "from workers.adapters.sketch.adapter import SketchAdapter\n"
         "assert SketchAdapter.input_schema\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'PIL'}))\n"
     )

@@ -7,12 +7,12 @@ from collections.abc import Callable
 import fakeredis
 import pytest
 
-from common import keys
 from common.errors import NotFound
 from common.ids import new_prediction_id
-from common.notifier import split_news
 from common.records import ErrorSource, Prediction, PredictionError, Status
-from common.store import CancelOutcome, ClaimOutcome, Ending, PredictionStore
+from common.store import keys
+from common.store.notifier import split_news
+from common.store.predictions import CancelOutcome, ClaimOutcome, Ending, PredictionStore
 from tests.unit.stores import (
     MODEL,
     QUEUE,

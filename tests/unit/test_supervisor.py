@@ -14,13 +14,13 @@ from typing import Any
 import fakeredis
 import pytest
 
-from common import keys
 from common.config import Settings
 from common.errors import PredictionCancelled
 from common.ids import new_prediction_id
-from common.notifier import Notifier
 from common.records import ErrorSource, ModelRef, Prediction, Status
-from common.store import ClaimOutcome, PredictionStore
+from common.store import keys
+from common.store.notifier import Notifier
+from common.store.predictions import ClaimOutcome, PredictionStore
 from workers import supervisor as supervisor_module
 from workers.context import PredictionContext, StopReason
 from workers.supervisor import Supervisor, run_time_exceeded

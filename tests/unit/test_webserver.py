@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from gevent import pywsgi
 
-from common.webserver import ONE_SEND_LIMIT, IdleClosingHandler
+from common.processes.webserver import ONE_SEND_LIMIT, IdleClosingHandler
 
 App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from workers.adapters.sketch_canvas import Canvas, encode
+from workers.adapters.sketch.canvas import Canvas, encode
 
 Pixels = npt.NDArray[np.float32]
 

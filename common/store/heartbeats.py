@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from common import keys
-from common.store import PredictionStore
+from common.store import keys
+from common.store.predictions import PredictionStore
 
 HEARTBEAT_TTL = 10.0
 """Seconds a worker counts as live after its last heartbeat."""

@@ -4,9 +4,9 @@ Each state change is one Lua script, so it is atomic and needs one round trip:
 a worker claims a prediction with a compare-and-set and a lease, renews the
 lease while it runs, and ends it with exactly one terminal write; a cancel of
 an unclaimed prediction ends it at once. Every ending is published, with the
-ended record when it is small, on :func:`common.keys.updates_channel` so
+ended record when it is small, on :func:`common.store.keys.updates_channel` so
 waiters wake without polling (and need not read it back); starting is
-published on :func:`common.keys.progress_channel`.
+published on :func:`common.store.keys.progress_channel`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from typing import Any, cast
 
 import redis
 
-from common import keys
 from common.config import Settings
 from common.errors import NotFound, QueueFull
-from common.events import EventLog
-from common.lanes import Hint, Lanes
-from common.listing import OwnerIndex
-from common.overdue import Overdue
 from common.records import Prediction, PredictionError, Status
-from common.scripts import Scripts
+from common.store import keys
+from common.store.events import EventLog
+from common.store.lanes import Hint, Lanes
+from common.store.listing import OwnerIndex
+from common.store.overdue import Overdue
+from common.store.scripts import Scripts
 
 
 class ClaimOutcome(StrEnum):
@@ -112,7 +112,7 @@ class PredictionStore:
 
         Args:
             prediction: The new record.
-            message: Its task message (``common.broker.TaskMessages.envelope``).
+            message: Its task message (``common.queue.broker.TaskMessages.envelope``).
             init_event: For a streamed prediction, the data (JSON) of the ``init`` event
                 that opens its event log.
             batched: Its version gathers predictions into batches: leave a hint in its lane.

@@ -1,6 +1,6 @@
 """``inferq/sketch``: the built-in image model, a fast procedural renderer that needs no weights.
 
-The prompt's words choose the palette and the motifs (see ``sketch_scene``);
+The prompt's words choose the palette and the motifs (see ``scene``);
 the seed, given or derived from the prompt, places them. Each image is
 rendered in steps (4, 8 or 16 by quality) so that streamed partial images are
 real earlier states of the same render, and a cancel stops it within a step.
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workers.adapters.base import Adapter
-from workers.adapters.sketch_scene import STEPS, ScenePlan, digest, plan_scene
+from workers.adapters.sketch.scene import STEPS, ScenePlan, digest, plan_scene
 from workers.context import PredictionContext
 
 if TYPE_CHECKING:
-    from workers.adapters.sketch_canvas import Canvas
+    from workers.adapters.sketch.canvas import Canvas
 
 FORMATS = ("png", "jpeg", "webp")
 
@@ -137,7 +137,7 @@ class SketchAdapter(Adapter):
 
     def setup(self) -> None:
         """Imports numpy and Pillow now, so the first prediction does not pay for it."""
-        from workers.adapters import sketch_canvas, sketch_render  # noqa: F401
+        from workers.adapters.sketch import render  # noqa: F401
 
     def predict(self, input: dict[str, Any], ctx: PredictionContext) -> Any:
         """Renders the images step by step, emitting partial images and stopping on cancel."""
@@ -152,8 +152,8 @@ class SketchAdapter(Adapter):
         return request.output(images, request.prompt)
 
     def _render(self, request: SketchRequest, plan: ScenePlan, index: int, ctx: PredictionContext) -> str:
-        from workers.adapters.sketch_canvas import Canvas
-        from workers.adapters.sketch_render import render_steps
+        from workers.adapters.sketch.canvas import Canvas
+        from workers.adapters.sketch.render import render_steps
 
         points = partial_points(plan.steps, request.partial_images)
         canvas = Canvas(request.width, request.height, transparent=request.background == "transparent")
@@ -175,7 +175,7 @@ class SketchAdapter(Adapter):
 
     @staticmethod
     def _encoded(canvas: Canvas, request: SketchRequest) -> str:
-        from workers.adapters.sketch_canvas import encode
+        from workers.adapters.sketch.canvas import encode
 
         data = encode(canvas, request.output_format, request.output_compression)
         return base64.b64encode(data).decode("ascii")

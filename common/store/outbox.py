@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import redis
 
-from common import keys
+from common.store import keys
 
 LOCK_SECONDS = 120
 """How long one delivering task may hold a prediction's outbox before another may take it over."""
@@ -24,7 +24,7 @@ class Outbox:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        source = resources.files("common").joinpath("lua", "webhook_delivered.lua").read_text()
+        source = resources.files("common.store").joinpath("lua", "webhook_delivered.lua").read_text()
         self._delivered = client.register_script(source)
 
     def due(self, now: float, limit: int = 100) -> list[str]:

@@ -20,7 +20,7 @@ from common.records import ModelRef
 PREDICT_TASK = "inferq.predict"
 """Name of the task that runs one prediction: ``(prediction_id, "owner/name:N")``."""
 
-REDIS_TRANSPORT = "common.transport:Transport"
+REDIS_TRANSPORT = "common.queue.transport:Transport"
 """kombu's Redis transport with fewer client objects, for ``redis://`` brokers (``rediss://`` and
 ``unix://`` keep kombu's own: given a transport class, kombu reads neither scheme correctly)."""
 

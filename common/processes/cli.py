@@ -19,9 +19,9 @@ from pathlib import Path
 
 from common.catalog import Catalog
 from common.config import Settings, describe_settings
-from common.embedded_redis import EmbeddedRedis
 from common.errors import ConfigError
-from common.launcher import Launcher, api_command, metrics_directory, worker_command
+from common.processes.embedded_redis import EmbeddedRedis
+from common.processes.launcher import Launcher, api_command, metrics_directory, worker_command
 
 DEV_OWNER = "dev"
 """Owner of the development key ``inferq up`` creates when no keys are configured."""

@@ -10,7 +10,7 @@ local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local outbox, webhooks_due = KEYS[6], KEYS[7]
 local finished_counts, wait_histogram, run_histogram = KEYS[8], KEYS[9], KEYS[10]
 local STANDARD = 10
-local BUCKETS = {{{BUCKETS}}}  -- upper bounds, in seconds (common.stats.BUCKETS)
+local BUCKETS = {{{BUCKETS}}}  -- upper bounds, in seconds (common.store.stats.BUCKETS)
 local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local progress_channel = ARGV[5]
@@ -106,7 +106,7 @@ local function notify_webhook(now, fields, taken)
   redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
--- Counts into a histogram; its count is the sum of its buckets (common.stats).
+-- Counts into a histogram; its count is the sum of its buckets (common.store.stats).
 local function observe(histogram, model, seconds)
   if seconds < 0 then seconds = 0 end
   local bound = '+Inf'

@@ -20,10 +20,10 @@ import logging
 import time
 from typing import cast
 
-from common import keys
-from common.broker import TaskMessages
-from common.outbox import Outbox
-from common.store import PredictionStore
+from common.queue.broker import TaskMessages
+from common.store import keys
+from common.store.outbox import Outbox
+from common.store.predictions import PredictionStore
 
 logger = logging.getLogger(__name__)
 

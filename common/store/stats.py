@@ -14,7 +14,7 @@ from typing import cast
 
 import redis
 
-from common import keys
+from common.store import keys
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 """Upper bounds (seconds) of the wait and run histograms; ``+Inf`` follows."""

@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from workers.adapters.sketch_canvas import Array, Canvas, luma
-from workers.adapters.sketch_scene import RGB, Layer, ScenePlan
+from workers.adapters.sketch.canvas import Array, Canvas, luma
+from workers.adapters.sketch.scene import RGB, Layer, ScenePlan
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 """Rec. 601 weights: the luminance the pencil finish shades by."""

@@ -22,7 +22,7 @@ from typing import IO
 
 import redis
 
-from common import keys
+from common.store import keys
 
 STOP_TIMEOUT = 30.0
 """Seconds a process gets to stop on SIGTERM before it is killed."""
@@ -49,7 +49,7 @@ def api_command(
 
     gevent workers hold hundreds of waiting requests and open streams per
     process as cheap greenlets, where a thread-per-request server would cap
-    them at its thread count. The worker class (``common.webserver.Worker``) speaks
+    them at its thread count. The worker class (``common.processes.webserver.Worker``) speaks
     HTTP with gevent's own server, which costs less CPU per request than
     gunicorn's parser, and closes connections idle for ``--keep-alive``
     seconds. ``metrics_dir`` lets gunicorn's processes share their request
@@ -57,7 +57,7 @@ def api_command(
     """
     return [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "common.webserver.Worker",
+        "--worker-class", "common.processes.webserver.Worker",
         "--worker-connections", "1000",
         "--workers", str(workers),
         "--bind", f"{host}:{port}",

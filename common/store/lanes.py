@@ -1,8 +1,8 @@
 """Batch lanes: hints of the queued predictions of a batched model version, for gathering a batch.
 
 Creating a prediction of a batched version also pushes ``<id>\\n<task message>``
-onto the version's lane (:func:`common.keys.batch_lane`) and publishes the
-lane's name on :func:`common.keys.lanes_channel`. A worker gathering a batch
+onto the version's lane (:func:`common.store.keys.batch_lane`) and publishes the
+lane's name on :func:`common.store.keys.lanes_channel`. A worker gathering a batch
 takes what the lane holds, then waits for news of more on its process's one
 subscription. It waits with a timeout measured here: Redis ends a blocking pop
 (``BLPOP``) only on its ``hz`` tick, 100 ms by default, so a gap of a few
@@ -19,9 +19,9 @@ from typing import cast
 
 import redis
 
-from common import keys
-from common.notifier import Notifier
 from common.records import ModelRef
+from common.store import keys
+from common.store.notifier import Notifier
 
 
 @dataclass(frozen=True)

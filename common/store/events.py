@@ -14,8 +14,8 @@ from typing import Any, cast
 
 import redis
 
-from common import keys
 from common.config import Settings
+from common.store import keys
 
 EVENT_NOTE = "event"
 """The note published on the updates channel when a prediction's event log grows."""

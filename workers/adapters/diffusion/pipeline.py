@@ -12,11 +12,11 @@ Options (the version's ``options`` in the models file):
 - ``device``: a torch device; default ``cuda`` when available, else ``cpu``.
 - ``steps`` and ``guidance``: denoising steps and classifier-free guidance scale per
   quality, a mapping ``{low, medium, high}`` (missing levels keep their defaults,
-  ``diffusers_settings.DEFAULT_STEPS`` and ``DEFAULT_GUIDANCE``) or one number for all three.
+  ``settings.DEFAULT_STEPS`` and ``DEFAULT_GUIDANCE``) or one number for all three.
   Turbo models want ``steps: {low: 1, medium: 2, high: 4}`` and ``guidance: 0``.
 - ``negative_prompt``: what every image should avoid (default none).
 - ``transparent_suffix``: appended to the prompt when a transparent background is
-  asked for, so the background is plain enough to key out (see ``diffusers_images``);
+  asked for, so the background is plain enough to key out (see ``images``);
   the prompt as run is each image's ``revised_prompt``.
 - ``sizes``/``default_size``, or ``multiple_of``/``min_side``/``max_side``, and
   ``default_quality``: read by the API (``api.images.resolve_size``), not here.
@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 
 from common.errors import AdapterError, ConfigError
 from workers.adapters.base import Adapter
-from workers.adapters.diffusers_settings import DiffusersSettings, dtype_keyword
-from workers.adapters.sketch import SketchAdapter, SketchRequest, partial_points
+from workers.adapters.diffusion.settings import DiffusersSettings, dtype_keyword
+from workers.adapters.sketch.adapter import SketchAdapter, SketchRequest, partial_points
 from workers.context import PredictionContext
 
 PROGRESS_LINES = 10
@@ -87,7 +87,7 @@ class StepWatcher:
         return kwargs
 
     def _emit_partials(self, pipe: Any, latents: Any, partial_index: int) -> None:
-        from workers.adapters.diffusers_images import decode_latents, encode_image
+        from workers.adapters.diffusion.images import decode_latents, encode_image
 
         request = self.request
         for index, rgb in enumerate(decode_latents(pipe, latents)):
@@ -154,7 +154,7 @@ class DiffusersAdapter(Adapter):
 
     def predict(self, input: dict[str, Any], ctx: PredictionContext) -> Any:
         """Runs the pipeline once for all ``n`` images; stops within a step when cancelled."""
-        from workers.adapters.diffusers_images import encode_image
+        from workers.adapters.diffusion.images import encode_image
 
         request = SketchRequest.from_input(input)
         steps = self.settings.steps[request.quality]

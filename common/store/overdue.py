@@ -1,6 +1,6 @@
 """What nobody is doing: predictions whose worker died, whose message was lost, or that waited too long.
 
-Recovery (``common.recovery``) runs these queries in every process; the
+Recovery (``common.queue.recovery``) runs these queries in every process; the
 scripts make each change happen exactly once however many processes race.
 """
 
@@ -12,16 +12,16 @@ from typing import cast
 
 import redis
 
-from common import keys
 from common.config import Settings
 from common.records import ModelRef
-from common.scripts import Scripts
+from common.store import keys
+from common.store.scripts import Scripts
 
 MAX_REQUEUES = 3
 """Copies of its message recovery may queue for one waiting prediction, at most."""
 
 MessageBuilder = Callable[[str, ModelRef, str], str]
-"""Builds the task message for ``(prediction id, model, queue)`` (see ``common.broker.TaskMessages``)."""
+"""Builds the task message for ``(prediction id, model, queue)`` (see ``TaskMessages`` in the broker)."""
 
 
 class Overdue:

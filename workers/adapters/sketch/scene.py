@@ -1,7 +1,7 @@
 """What ``inferq/sketch`` draws for a prompt: its palette and its layers of motifs, in pure Python.
 
 The prompt's words decide the scene; the seed only decides where and how each
-motif lands (see ``sketch_render``). Colour words ("red", "ocean", "sunset",
+motif lands (see ``render``). Colour words ("red", "ocean", "sunset",
 "forest", "night"...) pick the palette, shape words ("circle", "square",
 "stripes", "stars", "mountain"...) pick the motifs, a number word before a
 shape word fixes how many are drawn, and every other word is hashed to a

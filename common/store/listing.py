@@ -11,8 +11,8 @@ from typing import cast
 
 import redis
 
-from common import keys
 from common.records import Prediction, Status
+from common.store import keys
 
 SCAN_CHUNK = 100
 """How many ids a listing reads per round trip while filtering by status."""

@@ -1,6 +1,6 @@
 """The store's Lua scripts: loaded once per client, run with the keys every one of them may touch.
 
-Each script is ``common/lua/prelude.lua`` (shared helpers) followed by its own
+Each script is ``common/store/lua/prelude.lua`` (shared helpers) followed by its own
 file. Every script gets the same leading keys and arguments, so any of them can
 end a prediction the same way (publish the news, close the event log, snapshot
 the webhook, count the metrics).
@@ -15,20 +15,20 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from common import keys
 from common.config import Settings
-from common.stats import BUCKETS
+from common.store import keys
+from common.store.stats import BUCKETS
 
 Call = tuple[str, str, Sequence[Any]]
 """One script run for :meth:`Scripts.many`: ``(script, prediction_id, args)``."""
 
 NAMES = ("create", "claim", "started", "renew", "finish", "cancel", "release", "expire", "requeue")
-"""The scripts in ``common/lua``, besides the prelude."""
+"""The scripts in ``common/store/lua``, besides the prelude."""
 
 
 def load(name: str) -> str:
     """The source of script ``name``, prelude included."""
-    lua = resources.files("common").joinpath("lua")
+    lua = resources.files("common.store").joinpath("lua")
     prelude = lua.joinpath("prelude.lua").read_text().replace("{{BUCKETS}}", ", ".join(map(str, BUCKETS)))
     return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
 

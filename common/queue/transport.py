@@ -19,7 +19,7 @@ A taken message is thus only in a worker's memory for a little longer (two
 turns of its loop, well under a millisecond while a pool process is free). A
 message lost then (the worker killed, or the record lost with its connection)
 leaves its prediction waiting with a message neither queued nor recorded, and
-recovery queues it again (``common.recovery``), as it does for the same loss
+recovery queues it again (``common.queue.recovery``), as it does for the same loss
 under kombu's own order. Every other behaviour is kombu's.
 """
 

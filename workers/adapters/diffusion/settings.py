@@ -1,6 +1,6 @@
 """The ``diffusers`` adapter's options, checked and with their defaults (no heavy imports).
 
-See ``workers.adapters.diffusers_pipeline`` for what each option means.
+See ``workers.adapters.diffusion.pipeline`` for what each option means.
 """
 
 from __future__ import annotations
