@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         level = args.loglevel or settings.log_level
-        logs.configure(settings.log_format, level)
+        logs.configure(settings.log_format, level, (args.hostname or "worker").split("@")[0])
         if logging.getLevelName(level.upper()) != logging.DEBUG:
             for name in CELERY_TASK_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         without_gossip=True,
         without_mingle=True,
         optimization="fair",
+        quiet=True,  # no ASCII-art banner: the log says when the worker is ready, and on which queues
     )
     worker.start()
     return int(worker.exitcode or 0)
