@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 from common.catalog import Catalog
 from common.config import Settings, describe_settings
 from common.errors import ConfigError
-from common.processes.embedded_redis import EmbeddedRedis
+from common.processes.embedded_redis import EmbeddedRedis, kept_secret
 from common.processes.launcher import Launcher, api_command, metrics_directory, worker_command
 from common.processes.relay import Relay
 
@@ -29,15 +28,13 @@ DEV_OWNER = "dev"
 
 
 def dev_key(data_dir: Path) -> str:
-    """The development API key, created once and kept in the data directory."""
-    path = data_dir / "dev-key"
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = "sk-dev-" + secrets.token_urlsafe(24)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    return key
+    """The development API key, created once (readable by its owner only) in the data directory."""
+    return kept_secret(data_dir / "dev-key", prefix="sk-dev-")
+
+
+def redis_password(data_dir: Path) -> str:
+    """The embedded Redis's password, created once beside the development key."""
+    return kept_secret(data_dir / "redis-password")
 
 
 def _settings() -> Settings:
@@ -80,7 +77,9 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         catalog = Catalog.load(settings.models_path)
         if not settings.redis_url:
-            embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+            password = redis_password(settings.data_dir)
+            embedded = EmbeddedRedis(settings.data_dir / "redis", password=password, allow_config=False)
+            embedded.start()
             env["INFERQ_REDIS_URL"] = embedded.url
         key = None
         if not settings.api_keys:

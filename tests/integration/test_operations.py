@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import wriftai
 
 from common.processes.embedded_redis import free_port
@@ -62,10 +63,11 @@ def test_inferq_up_serves_predictions_on_embedded_defaults_and_stops_on_ctrl_c(t
 
 def _use_and_stop(up: subprocess.Popen[str], port: int, data_dir: Path) -> None:
     assert up.stdout is not None
-    banner = [up.stdout.readline() for _ in range(2)]
+    banner = [up.stdout.readline() for _ in range(7)]
     assert banner[0].strip() == f"inferq is up: http://127.0.0.1:{port}/v1"
     key = banner[1].split("API key:")[1].strip()
     assert key == (data_dir / "dev-key").read_text().strip()
+    _check_the_embedded_redis_is_private(banner, data_dir)
     with httpx.Client() as http:
         client = wriftai.Client(
             access_token=key, api_base_url=f"http://127.0.0.1:{port}/v1", http_client=http
@@ -152,6 +154,25 @@ def test_inferq_up_at_a_terminal_logs_text_and_prints_its_banner_last(tmp_path: 
     assert page.headers["content-type"].startswith("text/html")
     for link in ("/docs", "/openapi.json", "/healthz"):
         assert f'href="{link}"' in page.text
+
+
+def _check_the_embedded_redis_is_private(banner: list[str], data_dir: Path) -> None:
+    """Another local user can neither use the embedded Redis nor make it write files anywhere."""
+    (redis_line,) = [line for line in banner if line.strip().startswith("Redis: ")]
+    password = (data_dir / "redis-password").read_text().strip()
+    assert password not in redis_line
+    port = int(redis_line.split("127.0.0.1:")[1].split("/")[0])
+    stranger = redis.Redis(port=port)
+    with pytest.raises(redis.AuthenticationError):
+        stranger.ping()
+    stranger.close()
+    owner = redis.Redis(port=port, password=password)
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        owner.config_set("dir", "/tmp")
+    owner.close()
+    for secret in ("dev-key", "redis-password"):
+        assert (data_dir / secret).stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "redis").stat().st_mode & 0o777 == 0o700
 
 
 def test_the_api_answers_503_with_retry_after_while_redis_is_unreachable(tmp_path: Path) -> None:
