@@ -27,6 +27,7 @@ from common.store.outbox import Outbox
 from common.store.predictions import PredictionStore
 from workers.process import ProcessState
 from workers.tasks import register_tasks
+from workers.warden import WardenLink
 
 logger = logging.getLogger("workers")
 
@@ -96,6 +97,8 @@ def _install_housekeeping(
 
     def on_process_init(**_: Any) -> None:
         runner = state.runner()
+        if set(queues) - {settings.webhook_queue}:
+            runner.supervisor.warden = WardenLink.start()
         runner.preload(queues)
         Heartbeat(runner.store, hostname, queues).announce()
         tune_gc()
