@@ -61,7 +61,7 @@ ERRORS = {
     "404": "No such prediction, model or version (or it belongs to someone else).",
     "409": "The prediction's state forbids it (already finished; created without streaming; cancelled).",
     "410": "The prediction's events have expired.",
-    "413": "The body is larger than INFERQ_MAX_BODY_BYTES.",
+    "413": "The body is over INFERQ_MAX_BODY_BYTES, or its input (as JSON) over INFERQ_MAX_INPUT_BYTES.",
     "429": "Rate limited, or the model's queue is full; see x-ratelimit-reset and Retry-After.",
     "500": "The model failed on this request; x-prediction-id names the prediction.",
     "503": "Redis is unreachable; see Retry-After.",

@@ -147,6 +147,9 @@ class Settings:
     )
     retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
     max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    max_input_bytes: int = _setting(
+        "INFERQ_MAX_INPUT_BYTES", _count, "largest prediction input accepted, as stored (JSON)"
+    )
     heartbeat_interval: float = _setting(
         "INFERQ_HEARTBEAT_INTERVAL", _seconds, "seconds between keep-alive comments on idle event streams"
     )
@@ -234,6 +237,7 @@ class Settings:
             "max_attempts": 3,
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
+            "max_input_bytes": 1024 * 1024,
             "sync_timeout": 60.0,
             "rate_limit": None,
             "max_queue_depth": 1000,

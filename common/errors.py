@@ -182,6 +182,14 @@ class LinkExpired(InferqError):
     code = "link_expired"
 
 
+class InputTooLarge(InferqError):
+    """A prediction's input, as stored, is larger than ``INFERQ_MAX_INPUT_BYTES``: nothing was stored."""
+
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "input_too_large"
+
+
 class QueueFull(InferqError):
     """The model's queue holds as many tasks as it may: the prediction was not accepted.
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 import redis
 
 from common.config import Settings
-from common.errors import NotFound, QueueFull
+from common.errors import InputTooLarge, NotFound, QueueFull
 from common.records import Prediction, PredictionError, Status
 from common.store import keys
 from common.store.events import EventLog
@@ -122,9 +122,16 @@ class PredictionStore:
             The record with ``created_at``/``updated_at`` set from the Redis clock.
 
         Raises:
+            InputTooLarge: When the input, as stored, exceeds ``INFERQ_MAX_INPUT_BYTES``; nothing was stored.
             QueueFull: When the queue holds ``max_queue_depth`` tasks; nothing was stored.
         """
         fields = prediction.to_hash()
+        if len(fields["input"]) > self.settings.max_input_bytes:
+            raise InputTooLarge(
+                f"The input is {len(fields['input'])} bytes as JSON; at most "
+                f"{self.settings.max_input_bytes} are accepted (INFERQ_MAX_INPUT_BYTES).",
+                param="input",
+            )
         for name in ("created_at", "updated_at"):
             fields.pop(name)
         flat = [item for pair in fields.items() for item in pair]
