@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from api import compat
+from api import compat, offload
 from api.services import Services
 from common.catalog import ModelVersion, load_adapter_class
 from common.errors import RequestValidationError
@@ -74,6 +74,8 @@ def normalise_input(value: Any) -> Inputs:
 def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
     """Validates the request against the model version, counting tokens with its tokenizer.
 
+    The item count is checked first; a large count runs off the gevent loop (``api.offload``).
+
     Raises:
         RequestValidationError, ModelNotFound, UnsupportedModel.
     """
@@ -81,7 +83,8 @@ def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
     inputs = normalise_input(body["input"])
     adapter_class: Any = load_adapter_class(version.adapter)
     options = version.options
-    counts = adapter_class.count_tokens(options, inputs)
+    size = sum(len(item) for item in inputs)
+    counts: list[int] = offload.in_thread(size, lambda: adapter_class.count_tokens(options, inputs))
     limit = adapter_class.max_input_tokens(options)
     for index, count in enumerate(counts):
         if count > limit:
