@@ -147,6 +147,11 @@ class Settings:
     )
     retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
     max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    request_read_timeout: float = _setting(
+        "INFERQ_REQUEST_READ_TIMEOUT",
+        _seconds,
+        "seconds a client gets to send a whole request (line, headers, body) once it starts; then 408",
+    )
     heartbeat_interval: float = _setting(
         "INFERQ_HEARTBEAT_INTERVAL", _seconds, "seconds between keep-alive comments on idle event streams"
     )
@@ -234,6 +239,7 @@ class Settings:
             "max_attempts": 3,
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
+            "request_read_timeout": 60.0,
             "sync_timeout": 60.0,
             "rate_limit": None,
             "max_queue_depth": 1000,
