@@ -5,6 +5,10 @@ snapshot, renders it exactly as ``GET /v1/predictions/{id}`` would have then,
 and POSTs it. A 2xx drops the snapshot and moves on to the next; anything
 else schedules another attempt with exponential backoff, in Redis (so it
 survives restarts), until ``INFERQ_WEBHOOK_RETRY_WINDOW`` has passed.
+
+An attempt ends by its deadline (``INFERQ_WEBHOOK_TIMEOUT``), however slowly
+the receiver answers, and connects only to an address just checked (see
+:mod:`workers.webhook_network`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,9 @@ from common.records import Prediction
 from common.store.outbox import Outbox
 from common.webhooks import SIGNATURE_HEADER, WebhookRefused, check_url, signature
 from common.wire import render
+from workers.webhook_network import webhook_client
 
 logger = logging.getLogger(__name__)
-
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-"""How long one delivery attempt may take."""
 
 MAX_BACKOFF = 60.0
 """Seconds between attempts, at most (they start at one and double)."""
@@ -42,7 +44,7 @@ class WebhookDeliverer:
     def __init__(self, outbox: Outbox, settings: Settings, http: httpx.Client | None = None) -> None:
         self.outbox = outbox
         self.settings = settings
-        self.http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self.http = http or webhook_client(settings)
 
     def deliver(self, prediction_id: str) -> None:
         """Delivers what is pending, in order, until done or an attempt fails (then it is scheduled)."""
@@ -86,8 +88,10 @@ class WebhookDeliverer:
         return False
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
+        """Posts ``body``; reads the status, never the receiver's body."""
         try:
-            response = self.http.post(url, content=body, headers=headers)
+            with self.http.stream("POST", url, content=body, headers=headers) as response:
+                status = response.status_code
         except httpx.HTTPError as e:
             return f"failed ({type(e).__name__}: {e})"
-        return "delivered" if response.is_success else f"failed (HTTP {response.status_code})"
+        return "delivered" if 200 <= status < 300 else f"failed (HTTP {status})"
