@@ -1,7 +1,8 @@
 """The webhook deliverer against hostile receivers: real Redis, real sockets, loopback only.
 
 A receiver that answers a byte at a time must not hold a delivery past its
-deadline, nor let a second deliverer post beside it; and a host name that
+deadline, nor let a second deliverer post beside it; a deliverer whose lock
+lapsed must not drop a snapshot it never posted; and a host name that
 resolves to a public address for the check and to loopback for the
 connection (DNS rebinding) must not reach loopback.
 """
@@ -176,6 +177,37 @@ def test_a_dribbling_receiver_cannot_hold_an_attempt_past_its_deadline_nor_share
     assert not first.is_alive(), "the slow attempt outlived its deadline"
     assert errors == []
     assert receiver.answered == [("started", 200), ("succeeded", 200)]
+    assert waiting(redis_client, prediction_id) == []
+
+
+def test_a_deliverer_whose_lock_lapsed_cannot_drop_a_later_snapshot(
+    redis_client: redis.Redis, serve: Callable[..., Receiver]
+) -> None:
+    release = threading.Event()
+
+    def behave(index: int, status: str, handler: BaseHTTPRequestHandler) -> int:
+        if index == 0:
+            release.wait(10)  # the first deliverer's attempt, held until its lock has lapsed
+            return 200
+        return 503 if index == 2 else 200  # the second deliverer fails at the terminal snapshot
+
+    receiver = serve(behave)
+    settings = Settings.defaults(webhook_allow_private=True, webhook_timeout=30.0)
+    prediction_id, raws = queued(redis_client, receiver.url, Status.STARTED, Status.SUCCEEDED)
+
+    first, errors = in_thread(lambda: WebhookDeliverer(Outbox(redis_client), settings).deliver(prediction_id))
+    assert receiver.arrived[0].wait(10)
+    redis_client.delete(keys.webhook_lock(prediction_id))  # as if its process had stalled for minutes
+    WebhookDeliverer(Outbox(redis_client), settings).deliver(prediction_id)
+    assert receiver.statuses == ["started", "started", "succeeded"]
+    release.set()
+    first.join(10)
+    assert not first.is_alive()
+
+    assert waiting(redis_client, prediction_id) == raws[1:], "the terminal snapshot was dropped unposted"
+    assert errors == []
+    WebhookDeliverer(Outbox(redis_client), settings).deliver(prediction_id)
+    assert receiver.answered[-1] == ("succeeded", 200)
     assert waiting(redis_client, prediction_id) == []
 
 
