@@ -36,6 +36,17 @@ class InvalidRequest(InferqError, ValueError):
     code = "invalid_request"
 
 
+class RequestTimedOut(InferqError):
+    """The client did not send its whole request in time (``INFERQ_REQUEST_READ_TIMEOUT``).
+
+    The connection is closed after the ``408``: the rest of the request may still be on its way.
+    """
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class RequestValidationError(InferqError, ValueError):
     """One or more fields of the request failed validation.
 
