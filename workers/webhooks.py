@@ -53,6 +53,7 @@ class WebhookDeliverer:
             while (snapshot := self.outbox.head(prediction_id)) is not None:
                 if not self._attempt(prediction_id, snapshot):
                     return
+            self.outbox.drop_if_empty(prediction_id)  # its outbox may have expired with the record
         finally:
             lock.release()
 
