@@ -17,10 +17,12 @@ from common.store.heartbeats import Heartbeat, live_workers
 from common.store.predictions import PredictionStore
 
 HOUR = 3600.0
-ECHO_ONLY = """models:
-  - owner: inferq
-    name: echo
-    versions: [{number: 1, adapter: echo}]
+QUEUE = "tests.clocks"
+"""Served by no worker but this file's (the session's worker heart-beats on the shared queues)."""
+ONE_MODEL = f"""models:
+  - owner: tests
+    name: clocks
+    versions: [{{number: 1, adapter: "tests.fixtures.adapters.records_runs:RecordsRuns", queue: {QUEUE}}}]
 """
 
 
@@ -61,16 +63,16 @@ def test_a_worker_with_a_skewed_clock_neither_vanishes_from_readyz_nor_evicts_a_
     own_api: Callable[..., str], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     models = tmp_path / "models.yaml"
-    models.write_text(ECHO_ONLY)
+    models.write_text(ONE_MODEL)
     base = own_api(INFERQ_MODELS=str(models))
     launcher = own_api.launcher  # type: ignore[attr-defined]
-    launcher.start_worker(["inferq.echo", "inferq.webhooks"])
-    assert httpx.get(f"{base}/readyz").json()["queues"] == {"inferq.echo": 1, "inferq.webhooks": 1}
-    (real_worker,) = redis_client.zrange(keys.worker_heartbeats("inferq.echo"), 0, -1)
+    launcher.start_worker([QUEUE, "inferq.webhooks"])
+    assert httpx.get(f"{base}/readyz").json()["queues"][QUEUE] == 1
+    (real_worker,) = redis_client.zrange(keys.worker_heartbeats(QUEUE), 0, -1)
 
     store = PredictionStore(redis_client, Settings.defaults())
-    behind = Heartbeat(store, "behind@elsewhere", ["inferq.echo"])
-    ahead = Heartbeat(store, "ahead@elsewhere", ["inferq.echo"])
+    behind = Heartbeat(store, "behind@elsewhere", [QUEUE])
+    ahead = Heartbeat(store, "ahead@elsewhere", [QUEUE])
     try:
         with host_clock(monkeypatch, -HOUR):
             behind.announce()
@@ -78,10 +80,10 @@ def test_a_worker_with_a_skewed_clock_neither_vanishes_from_readyz_nor_evicts_a_
             ahead.announce()
             ahead.beat()
 
-        assert redis_client.zscore(keys.worker_heartbeats("inferq.echo"), real_worker) is not None
+        assert redis_client.zscore(keys.worker_heartbeats(QUEUE), real_worker) is not None
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 200
-        assert ready.json()["queues"] == {"inferq.echo": 3, "inferq.webhooks": 1}
+        assert ready.json()["queues"][QUEUE] == 3
     finally:
         behind.retire()
         ahead.retire()
