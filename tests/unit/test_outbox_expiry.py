@@ -1,4 +1,4 @@
-"""The webhook outbox on fakeredis: a prediction stays due exactly while snapshots wait in its outbox."""
+"""The webhook outbox on fakeredis: a prediction stays due only while snapshots wait in its outbox."""
 
 from __future__ import annotations
 
