@@ -119,11 +119,21 @@ def wait_for(
 
 
 def cancel(services: Services, owner: str, prediction_id: str) -> None:
-    """Requests cancellation: idempotent while not terminal.
+    """Requests cancellation; once requested, every repeat succeeds too, whatever the status now.
+
+    A client that retries its cancel (after a timeout, or a proxy's 502) must
+    not get an error when its first request was taken: repeats answer what the
+    first request answered. That holds even for a prediction whose record says
+    cancellation was requested but that ended otherwise: the first request was
+    accepted (``200``), and cancellation is asynchronous, so its outcome is read
+    from the status, never from this answer. (The scripts make a requested
+    cancellation win over a later ending, so that record does not arise today;
+    the answer would stand if it did.)
 
     Raises:
         NotFound: For an unknown id or another owner's prediction.
-        Conflict: When the prediction already ended (409).
+        Conflict: When the prediction ended otherwise (succeeded, failed,
+            abandoned) before any cancellation was requested (409).
     """
     outcome = services.store.request_cancel(prediction_id, owner)
     if outcome is CancelOutcome.MISSING:

@@ -58,6 +58,7 @@ class WebhookDeliverer:
             while (snapshot := self.outbox.head(prediction_id)) is not None:
                 if not self.outbox.renew(lock) or not self._attempt(prediction_id, snapshot, lock):
                     return
+            self.outbox.drop_if_empty(prediction_id)  # its outbox may have expired with the record
         finally:
             self.outbox.unlock(lock)
 

@@ -142,7 +142,7 @@ def stream_prediction(query: dict[str, Any], headers: dict[str, Any], prediction
 @blp.route("/predictions/<prediction_id>/cancel", methods=["POST"])
 @blp.response(200, description="Cancellation requested (or done); the body is `null`.")
 def cancel_prediction(prediction_id: str) -> Any:
-    """Cancel a prediction that has not finished (idempotent); 409 once it has."""
+    """Cancel a prediction: idempotent once requested, 409 if it ended otherwise."""
     if not is_prediction_id(prediction_id):
         raise NotFound("Prediction not found")
     predictions.cancel(services(), g.owner, prediction_id)

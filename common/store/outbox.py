@@ -49,6 +49,8 @@ class Outbox:
     """Reads and updates webhook outboxes; safe to share between threads."""
 
     def __init__(self, client: redis.Redis) -> None:
+        gone = resources.files("common.store").joinpath("lua", "webhook_gone.lua").read_text()
+        self._gone = client.register_script(gone)
         self.redis = client
         lua = resources.files("common.store").joinpath("lua")
         self._delivered = client.register_script(lua.joinpath("webhook_delivered.lua").read_text())
@@ -57,6 +59,19 @@ class Outbox:
     def due(self, now: float, limit: int = 100) -> list[str]:
         """Predictions whose next delivery attempt is due."""
         return cast(list[str], self.redis.zrangebyscore(keys.webhooks_due(), "-inf", now, start=0, num=limit))
+
+    def drop_if_empty(self, prediction_id: str) -> bool:
+        """Stops the prediction being due when its outbox is empty or gone (it expired with the
+        record), so it is not asked for again forever; returns whether it was dropped."""
+        found = self._gone(
+            keys=[
+                keys.webhook_outbox(prediction_id),
+                keys.webhook_attempts(prediction_id),
+                keys.webhooks_due(),
+            ],
+            args=[prediction_id],
+        )
+        return bool(found)
 
     def postpone(self, prediction_id: str, until: float) -> None:
         """Makes the next attempt wait until ``until`` (unless it is no longer due at all)."""

@@ -53,10 +53,13 @@ class CancelOutcome(StrEnum):
 
     MISSING = "missing"
     TERMINAL = "terminal"
+    """It ended otherwise (succeeded, failed, abandoned) with no cancellation requested."""
     CANCELLED = "cancelled"
     """It was not running, and is now cancelled."""
     REQUESTED = "requested"
     """It is running; its worker was told to stop."""
+    REPEATED = "repeated"
+    """It has ended, and its cancellation had been requested: a repeat of a request already taken."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,8 @@ class PredictionStore:
 
         An unclaimed prediction is cancelled on the spot, whether or not any worker
         is up; a running one is flagged (the flag is the source of truth) and its
-        worker is told on the cancel channel.
+        worker is told on the cancel channel. Once the flag is recorded, every
+        repeat is answered as the first request was, whatever the status now.
         """
         return CancelOutcome(self._run("cancel", prediction_id, owner))
 

@@ -311,6 +311,23 @@ def test_cancel_terminal_missing_and_foreign(store: PredictionStore) -> None:
     assert status(store, prediction.id) is Status.SUCCEEDED
 
 
+def test_a_repeat_cancel_after_it_took_effect_is_a_repeat_not_a_conflict(store: PredictionStore) -> None:
+    queued = new(store)
+    assert store.request_cancel(queued.id, "alice") is CancelOutcome.CANCELLED
+    assert store.request_cancel(queued.id, "alice") is CancelOutcome.REPEATED
+    assert store.request_cancel(queued.id, "bob") is CancelOutcome.MISSING
+
+
+def test_a_recorded_request_answers_a_repeat_even_if_it_ended_otherwise(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = claimed(store, "t1")
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    client.hset(keys.prediction(prediction.id), "cancel_requested", "1")  # no script does this
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REPEATED
+    assert status(store, prediction.id) is Status.SUCCEEDED
+
+
 def test_claim_of_a_cancel_requested_unclaimed_prediction_cancels_it(
     store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
 ) -> None:
@@ -339,4 +356,4 @@ def test_a_cancel_accepted_before_the_end_wins(store: PredictionStore) -> None:
 
     ended = store.get(prediction.id)
     assert ended is not None and ended.status is Status.CANCELLED and ended.output is None
-    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.TERMINAL
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REPEATED  # a retry, not a conflict

@@ -24,6 +24,18 @@ if ARGV[9] ~= '' then
   redis.call('EXPIRE', events, tonumber(ARGV[7]))
 end
 redis.call('ZADD', KEYS[STANDARD + 1], 0, id)
+-- An owner who never lists would grow the index without bound (listing drops what it finds
+-- expired): drop its oldest entries whose records expired, a few per create, stopping at the
+-- first live one. Ids sort by creation time, so the oldest come first. Their record keys are
+-- built as this one's is: the same key with the id swapped.
+local INDEX_TRIM = 4
+if string.sub(record, -#id) == id then
+  local record_prefix = string.sub(record, 1, #record - #id)
+  for _, older in ipairs(redis.call('ZRANGE', KEYS[STANDARD + 1], 0, INDEX_TRIM - 1)) do
+    if redis.call('EXISTS', record_prefix .. older) == 1 then break end
+    redis.call('ZREM', KEYS[STANDARD + 1], older)
+  end
+end
 redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
 redis.call('LPUSH', KEYS[STANDARD + 2], ARGV[8])
 local model = cjson.decode(fields['model'])
