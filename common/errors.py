@@ -69,6 +69,32 @@ class RequestValidationError(InferqError, ValueError):
         return cls([{"loc": loc, "msg": msg, "type": type_}])
 
 
+class IdempotencyKeyInvalid(InvalidRequest):
+    """The ``Idempotency-Key`` header is empty or longer than 255 characters."""
+
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(RequestValidationError):
+    """The ``Idempotency-Key`` already named a prediction made by a different request (422).
+
+    Attributes:
+        prediction_id: The prediction the key names.
+    """
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(
+            [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "This Idempotency-Key was used with a different request; use a new key",
+                    "type": "idempotency_key_reused",
+                }
+            ]
+        )
+        self.prediction_id = prediction_id
+
+
 class Unauthorized(InferqError):
     """The request carries no API key, or one that is not configured."""
 
@@ -111,6 +137,26 @@ class StreamExpired(InferqError):
     status_code = 410
     error_type = "invalid_request_error"
     code = "stream_expired"
+
+
+class IdempotencyKeyExpired(InferqError):
+    """The prediction an ``Idempotency-Key`` made no longer exists (finished ones are kept for
+    ``INFERQ_RETENTION``); the request is not run again.
+
+    Attributes:
+        prediction_id: The prediction the key named.
+    """
+
+    status_code = 410
+    error_type = "invalid_request_error"
+    code = "idempotency_key_expired"
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(
+            f"Prediction {prediction_id}, made with this Idempotency-Key, has expired; use a new key",
+            param="Idempotency-Key",
+        )
+        self.prediction_id = prediction_id
 
 
 class UnsupportedModel(InferqError):
