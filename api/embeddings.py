@@ -11,6 +11,7 @@ from api import compat, offload
 from api.services import Services
 from common.catalog import ModelVersion, load_adapter_class
 from common.errors import RequestValidationError
+from common.store.predictions import Idempotency
 
 FLAG = "openai_embeddings"
 """The compatibility flag a version needs to be served here."""
@@ -112,9 +113,12 @@ def decode(vector: str) -> list[float]:
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
-def embed(services: Services, owner: str, request: EmbeddingRequest) -> dict[str, Any]:
-    """Runs the prediction under the deadline and answers in the OpenAI shape."""
-    prediction = compat.run(services, owner, request.version, request.payload)
+def embed(
+    services: Services, owner: str, request: EmbeddingRequest, idempotency: Idempotency | None = None
+) -> dict[str, Any]:
+    """Runs the prediction under the deadline (or waits on the one ``idempotency`` names) and answers
+    in the OpenAI shape."""
+    prediction = compat.run(services, owner, request.version, request.payload, idempotency)
     output = prediction.output
     vectors = output["data"]
     as_float = request.encoding_format == "float"
