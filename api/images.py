@@ -214,6 +214,7 @@ def _stream_events(services: Services, request: ImageRequest, prediction: Predic
 
     finished = False
     try:
+        yield HEARTBEAT  # the 200 is sent before Redis is read again: a fault now cannot fail the create
         with disconnect_watch(on_disconnect):
             timeout = services.settings.sync_timeout
             for item in follow(services, prediction.id, None, timeout, deadline, stop=left):

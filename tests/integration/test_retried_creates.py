@@ -227,3 +227,19 @@ def test_openai_calls_with_one_key_wait_on_one_prediction(stack: Stack, redis_cl
     assert sorted(predictions(redis_client)) == sorted(
         [first.headers["x-prediction-id"], drawn[0].headers["x-prediction-id"]]
     )
+
+
+def test_a_streamed_create_that_redis_fails_makes_one_prediction(
+    faulty: tuple[str, FaultyProxy], redis_client: redis.Redis
+) -> None:
+    base, proxy = faulty
+    proxy.break_(RECORD_READS)
+    proxy.break_(command("XRANGE", keys.prediction("")))
+    with wrift(base) as client, pytest.raises(httpx.RemoteProtocolError):  # after its 201: not retried
+        list(client.predictions.create(**ECHO, stream=True, wait=True))
+    with openai.OpenAI(base_url=f"{base}/v1", api_key=KEYS["alice"]) as images:
+        with pytest.raises(openai.APIConnectionError):  # after its 200
+            list(images.images.generate(model="tests/slow-images", prompt="x", size="256x256", stream=True))
+    proxy.heal()
+
+    assert len(predictions(redis_client)) == 2  # one each
