@@ -175,6 +175,11 @@ class Settings:
     rate_limit: str | None = _setting(
         "INFERQ_RATE_LIMIT", _rate_limit, "requests per API key, e.g. 600/minute (unset: no limit)"
     )
+    max_pending_per_key: int = _setting(
+        "INFERQ_MAX_PENDING_PER_KEY",
+        _whole,
+        "unfinished predictions per API key before creates get 429 (0: no limit)",
+    )
     max_queue_depth: int = _setting(
         "INFERQ_MAX_QUEUE_DEPTH", _whole, "queued tasks per model queue before creates get 429 (0: no limit)"
     )
@@ -254,6 +259,7 @@ class Settings:
             "sync_timeout": 60.0,
             "rate_limit": None,
             "max_queue_depth": 1000,
+            "max_pending_per_key": 10000,
             "metrics_auth": False,
             "celery_events": False,
             "shutdown_grace": 30.0,

@@ -263,6 +263,16 @@ class QueueFull(InferqError):
         self.retry_after = retry_after
 
 
+class TooManyPending(QueueFull):
+    """The owner has ``INFERQ_MAX_PENDING_PER_KEY`` predictions that have not ended: not accepted.
+
+    Attributes:
+        retry_after: Seconds the client should wait before retrying.
+    """
+
+    code = "too_many_pending"
+
+
 class ServiceUnavailable(InferqError):
     """A backing service (Redis, the broker) cannot be reached right now.
 

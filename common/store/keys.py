@@ -61,6 +61,12 @@ def prediction_counts() -> str:
     return f"{PREFIX}:prediction-counts"
 
 
+def unfinished_counts() -> str:
+    """Hash of owner to how many of its predictions have not ended (the create script checks
+    ``INFERQ_MAX_PENDING_PER_KEY`` against it; the terminal write takes one off)."""
+    return f"{PREFIX}:unfinished"
+
+
 def finished_counts() -> str:
     """Hash of ``<owner/name> <status>`` to how many predictions of the model ended so."""
     return f"{PREFIX}:stats:finished"

@@ -27,6 +27,7 @@ from common.errors import (
     InputTooLarge,
     NotFound,
     QueueFull,
+    TooManyPending,
 )
 from common.records import Prediction, PredictionError, Status
 from common.store import keys
@@ -149,6 +150,8 @@ class PredictionStore:
         Raises:
             InputTooLarge: When the input, as stored, exceeds ``INFERQ_MAX_INPUT_BYTES``; nothing was stored.
             QueueFull: When the queue holds ``max_queue_depth`` tasks; nothing was stored.
+            TooManyPending: When the owner has ``INFERQ_MAX_PENDING_PER_KEY`` unfinished
+                predictions; nothing was stored.
             IdempotencyKeyReused: The key names a prediction of a different request (422).
             IdempotencyKeyExpired: The key names a prediction that no longer exists (410).
         """
@@ -174,6 +177,7 @@ class PredictionStore:
             keys.lanes_channel(),
             mapping,
             IDEMPOTENCY_TTL,
+            self.settings.max_pending_per_key,
             *flat,
             extra_keys=[
                 keys.owner_predictions(prediction.owner),
@@ -185,6 +189,12 @@ class PredictionStore:
         )
         if created == "full":
             raise QueueFull(f"The queue of {prediction.model.key} is full; retry shortly", retry_after=5)
+        if created == "busy":
+            raise TooManyPending(
+                f"This key has {self.settings.max_pending_per_key} predictions that have not ended "
+                "(INFERQ_MAX_PENDING_PER_KEY); retry once some have",
+                retry_after=5,
+            )
         if isinstance(created, list):
             assert idempotency is not None  # only a keyed create finds an earlier prediction
             return self._earlier(prediction.owner, idempotency, created[1])

@@ -95,6 +95,7 @@ class Scripts:
             keys.finished_counts(),
             keys.duration_histogram("wait"),
             keys.duration_histogram("run"),
+            keys.unfinished_counts(),
             *extra_keys,
         ]
 

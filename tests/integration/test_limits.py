@@ -72,3 +72,30 @@ def test_counting_a_large_requests_tokens_does_not_freeze_the_other_requests(
         (tmp_path / "release").write_text("go")
         large.join(60)
     assert len(answers) == 1 and len(answers[0].data) == 2
+
+
+def test_a_key_with_too_many_unfinished_predictions_gets_429_until_one_ends(
+    stack: Stack, own_api: Callable[..., str], redis_client: redis.Redis
+) -> None:
+    base = own_api(INFERQ_MAX_PENDING_PER_KEY="3")
+    with httpx.Client() as http:
+        alice, bob = (
+            wriftai.Client(access_token=KEYS[o], api_base_url=f"{base}/v1", http_client=http, max_retries=0)
+            for o in ("alice", "bob")
+        )
+        waiting = [
+            alice.predictions.create(model="tests/idle", input={"record_to": "/dev/null"}) for _ in range(3)
+        ]
+        with pytest.raises(httpx.HTTPStatusError) as raised:
+            alice.predictions.create(model="tests/idle", input={"record_to": "/dev/null"})
+        others = bob.predictions.create(model="tests/idle", input={"record_to": "/dev/null"})
+        alice.predictions.cancel(waiting[0]["id"])
+        again = alice.predictions.create(model="tests/idle", input={"record_to": "/dev/null"})
+
+    response = raised.value.response
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "too_many_pending"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert others["status"] == "pending" and again["status"] == "pending"
+    owned = redis_client.zrange(keys.owner_predictions("alice"), 0, -1)
+    assert sorted(owned) == sorted([p["id"] for p in waiting] + [again["id"]])

@@ -5,9 +5,11 @@
 -- ARGV[7] record ttl (s), ARGV[8] the task message, ARGV[9] the init event's data (JSON) for a
 -- streamed prediction ('' for none), ARGV[10] the most tasks the queue may hold (0: no limit),
 -- ARGV[11] the channel that hears of pushes onto lanes, ARGV[12] the idempotency mapping's value,
--- '<id> <fingerprint>' ('' for no key), ARGV[13] its ttl (s), ARGV[14..] field/value pairs of the
--- record. Returns 'full' (and stores nothing) when the queue is full, and {'earlier', <mapping>}
--- (storing nothing) when the idempotency key already names another prediction.
+-- '<id> <fingerprint>' ('' for no key), ARGV[13] its ttl (s), ARGV[14] the most unfinished
+-- predictions the owner may have (0: no limit), ARGV[15..] field/value pairs of the record.
+-- Returns 'full' (and stores nothing) when the queue is full, 'busy' (storing nothing) when the
+-- owner has as many unfinished predictions as it may, and {'earlier', <mapping>} (storing
+-- nothing) when the idempotency key already names another prediction.
 -- Stores the prediction and queues its task in one step, so a stored prediction is always
 -- queued. Returns the creation time; repeating the call (a retried request) changes nothing.
 local next_key = STANDARD + 4
@@ -22,9 +24,15 @@ local lane = KEYS[next_key]
 if redis.call('EXISTS', record) == 1 then return redis.call('HGET', record, 'created_at') end
 local limit = tonumber(ARGV[10])
 if limit > 0 and redis.call('LLEN', KEYS[STANDARD + 2]) >= limit then return 'full' end
+local owner = nil
+for i = 15, #ARGV, 2 do
+  if ARGV[i] == 'owner' then owner = ARGV[i + 1]; break end
+end
+local most = tonumber(ARGV[14])
+if most > 0 and tonumber(redis.call('HGET', unfinished, owner) or '0') >= most then return 'busy' end
 local now = clock()
 local changes = {}
-for i = 14, #ARGV do changes[#changes + 1] = ARGV[i] end
+for i = 15, #ARGV do changes[#changes + 1] = ARGV[i] end
 for _, value in ipairs({'created_at', fmt(now), 'updated_at', fmt(now), 'claim', ''}) do
   changes[#changes + 1] = value
 end
@@ -49,6 +57,7 @@ if string.sub(record, -#id) == id then
     redis.call('ZREM', KEYS[STANDARD + 1], older)
   end
 end
+redis.call('HINCRBY', unfinished, owner, 1)
 redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
 redis.call('LPUSH', KEYS[STANDARD + 2], ARGV[8])
 local model = cjson.decode(fields['model'])

@@ -1,15 +1,16 @@
 -- Shared by every prediction script. Calling convention:
 --   KEYS[1] record hash, KEYS[2] pending zset, KEYS[3] leases zset,
 --   KEYS[4] logs string, KEYS[5] events stream, KEYS[6] webhook outbox, KEYS[7] webhooks-due zset,
---   KEYS[8] finished counts, KEYS[9] wait histogram, KEYS[10] run histogram; a script's own keys
---   follow from KEYS[STANDARD + 1].
+--   KEYS[8] finished counts, KEYS[9] wait histogram, KEYS[10] run histogram, KEYS[11] unfinished
+--   counts by owner; a script's own keys follow from KEYS[STANDARD + 1].
 --   ARGV[1] prediction id, ARGV[2] updates channel, ARGV[3] cancel channel,
 --   ARGV[4] retention seconds, ARGV[5] progress channel; script-specific arguments follow
 --   from ARGV[6].
 local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, webhooks_due = KEYS[6], KEYS[7]
 local finished_counts, wait_histogram, run_histogram = KEYS[8], KEYS[9], KEYS[10]
-local STANDARD = 10
+local unfinished = KEYS[11]
+local STANDARD = 11
 local BUCKETS = {{{BUCKETS}}}  -- upper bounds, in seconds (common.store.stats.BUCKETS)
 local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
@@ -145,6 +146,9 @@ local function finish(now, status, fields, output, err, metrics, extra)
   end
   redis.call('ZREM', pending, id)
   redis.call('ZREM', leases, id)
+  if redis.call('HINCRBY', unfinished, fields['owner'], -1) <= 0 then
+    redis.call('HDEL', unfinished, fields['owner'])  -- (below 0 only for one created before the count)
+  end
   record_stats(now, status, fields)
   local ended = nil
   if not partial[fields] then
