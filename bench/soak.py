@@ -19,7 +19,7 @@ answered ``200`` that did not end ``cancelled``, and any unexpected HTTP answer.
 All of these but the statuses should be zero. The worker count is ``--workers``
 workers × ``--concurrency`` processes, on both queues.
 
-    python bench/soak.py [--seconds 600] [--clients 4] [--workers 2] [--kill-every 15] [--drain 90]
+    python bench/soak.py [--seconds 600] [--clients 4] [--workers 2] [--kill-every 15] [--drain 90] [--record]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from collections import Counter, defaultdict
 import redis
 from client import Client
 from harness import Stack, free_port, stack
+from record import Run, add_record_option
 from updates import TERMINAL, Updates
 
 from common.store import keys
@@ -194,7 +195,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
     parser.add_argument("--kill-every", type=float, default=15, help="mean seconds between worker kills")
     parser.add_argument("--drain", type=float, default=90, help="seconds to let the rest finish")
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run("soak", args)
     extra = {"INFERQ_LEASE_TTL": "5", "INFERQ_RETENTION": str(int(args.seconds + args.drain + 3600))}
     with stack(extra) as s:
         models = s.workdir / "models.yaml"
@@ -221,6 +224,10 @@ def main() -> int:
         f"{counts['worker kills']} worker kills, {unexpected} unexpected answers"
         + (", the API exited" if exited else "")
         + ("" if bad or unexpected or exited else ": nothing lost or duplicated")
+    )
+    recording.finish(
+        {"lost or duplicated": bad + unexpected + len(exited), "unexpected answers": unexpected} | counts,
+        None,
     )
     return 1 if bad or unexpected or exited else 0
 
