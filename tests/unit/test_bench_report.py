@@ -1,0 +1,105 @@
+"""bench/report.py: the table of where each goal stands, from a results file, and the plot."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def report() -> Iterator[ModuleType]:
+    """``bench/report.py``, imported as the scripts import each other: with ``bench/`` on the path."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("report")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def run(
+    benchmark: str, date: str, figures: dict[str, float], commit: str | None = "abcdef0123"
+) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "date": date,
+        "commit": commit,
+        "dirty": False,
+        "source": "test",
+        "figures": figures,
+        "baseline": {"what": "raw Celery p50", "value": 2.013, "unit": "ms"},
+        "machine": {
+            "cores": 2,
+            "load average at start": [0.5, 0.4, 0.3],
+            "load average at end": [1.5, 1.0, 0.5],
+        },
+    }
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """A results file: overhead twice (the later one first in the file), throughput once, the rest never."""
+    runs = [
+        run("overhead", "2026-12-02T10:00:00+00:00", {"p50 ratio": 1.4, "p99 ratio": 1.2}),
+        run("overhead", "2026-12-01T10:00:00+00:00", {"p50 ratio": 1.7, "p99 ratio": 1.6}, commit=None),
+        run("throughput", "2026-12-02T11:00:00+00:00", {"ratio": 0.65}),
+        run("scaling", "2026-12-02T12:00:00+00:00", {"2 / 1": 1.9}),
+    ]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    return path
+
+
+def by_label(report: ModuleType, results: Path) -> dict[str, Any]:
+    return {line.goal.label: line for line in report.lines(report.read(results))}
+
+
+def test_each_goal_is_judged_on_the_latest_run_that_recorded_its_figure(
+    report: ModuleType, results: Path
+) -> None:
+    found = by_label(report, results)
+    assert (found["overhead, p50"].value, found["overhead, p50"].verdict) == (1.4, "meets")
+    assert (found["overhead, p99"].value, found["overhead, p99"].verdict) == (1.2, "meets")
+    assert (found["throughput"].value, found["throughput"].verdict) == (0.65, "misses")
+    assert found["scaling"].verdict == "not recorded"  # its run lacks the goal's figure
+    assert found["soak"].run is None
+
+
+def test_the_table_has_a_line_per_goal_with_the_baseline_and_when_it_ran(
+    report: ModuleType, results: Path
+) -> None:
+    text = report.table(report.lines(report.read(results)))
+    rows = text.splitlines()[2:]
+    assert len(rows) == len(report.GOALS)
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert cells == [
+        "overhead, p50",
+        "sync echo over HTTP ÷ raw Celery `delay().get()`",
+        "<= 1.5",
+        "**1.40**",
+        "raw Celery p50 2.01 ms",
+        "2026-12-02 10:00, abcdef0, load 0.5→1.5 on 2 cores",
+        "meets",
+    ]
+
+
+def test_a_later_line_wins_a_tie(report: ModuleType, tmp_path: Path) -> None:
+    date = "2026-12-02T10:00:00+00:00"
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(run("scaling", date, {"4 / 1": v})) + "\n" for v in (3.9, 3.5)))
+    assert by_label(report, path)["scaling"].verdict == "misses"
+
+
+def test_plot_writes_a_png(report: ModuleType, results: Path, tmp_path: Path, capsys: Any) -> None:
+    picture = tmp_path / "bench.png"
+    assert report.main(["--results", str(results), "--plot", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| overhead, p50 |" in capsys.readouterr().out
