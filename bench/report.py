@@ -1,9 +1,9 @@
-"""Where the benchmarks stand: the latest recorded figure for each goal, judged against it.
+"""Where the benchmarks stand: each one's latest recorded run, judged against its goals.
 
 Reads ``results.jsonl`` (one line a run, appended by each benchmark's ``--record``) and
-prints one Markdown table: a line for each goal in ``goals.py`` with the latest run that
-recorded its figure, the run's baseline in absolute terms, when it ran and how loaded the
-machine was, and the verdict. ``--plot FILE.png`` draws every goal's figure over time
+prints one Markdown table: a line a benchmark with its latest run's figures against the goals
+in ``goals.py``, the run's baseline in absolute terms, when it ran, at which commit, how loaded
+the machine was, and the verdict. ``--plot FILE.png`` draws every goal's figure over time
 against its bound (needs the ``bench`` extra: matplotlib).
 
     python bench/report.py [--results bench/results.jsonl] [--plot FILE.png]
@@ -19,41 +19,64 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goals import GOALS, Goal
+from goals import BENCHMARKS, GOALS, Goal, goals_of
 from record import RESULTS, read
 
-COLUMNS = ("goal", "measures", "bound", "latest", "baseline", "recorded", "verdict")
+COLUMNS = ("benchmark", "measures", "goal", "latest", "baseline", "recorded", "verdict")
 """The table's columns."""
 
 
 @dataclass(frozen=True)
 class Line:
-    """One line of the table: a goal and the latest run that recorded its figure (if any)."""
+    """One line of the table: a benchmark, its goals and its latest run (if any)."""
 
-    goal: Goal
+    benchmark: str
     run: dict[str, Any] | None
 
     @property
-    def value(self) -> float | None:
-        """The latest recorded figure, or None when no run recorded it."""
-        return None if self.run is None else float(self.run["figures"][self.goal.figure])
+    def goals(self) -> tuple[Goal, ...]:
+        """The benchmark's goals."""
+        return goals_of(self.benchmark)
+
+    def value(self, goal: Goal) -> float | None:
+        """The latest run's figure for ``goal``, or None when it has none."""
+        figures = {} if self.run is None else self.run["figures"]
+        return float(figures[goal.figure]) if goal.figure in figures else None
 
     @property
     def verdict(self) -> str:
-        """``meets``, ``misses`` or ``not recorded``."""
-        if self.value is None:
+        """``meets`` when every goal is met; else which goals are missed, or not recorded."""
+        if self.run is None:
             return "not recorded"
-        return "meets" if self.goal.met(self.value) else "misses"
+        missed = [g for g in self.goals if (value := self.value(g)) is not None and not g.met(value)]
+        unknown = [g for g in self.goals if self.value(g) is None]
+        parts = []
+        for word, found in (("misses", missed), ("not recorded", unknown)):
+            if found:
+                names = ", ".join(g.name for g in found if g.name)
+                parts.append(f"{word} ({names})" if len(self.goals) > 1 else word)
+        return "; ".join(parts) or "meets"
+
+    def figures(self) -> str:
+        """The latest run's bounded figures: ``p50 **1.35**, p99 **1.30**``."""
+        shown = []
+        for goal in self.goals:
+            value = self.value(goal)
+            shown.append(
+                f"{goal.name} " * bool(goal.name) + ("–" if value is None else f"**{number(value)}**")
+            )
+        return ", ".join(shown)
 
     def cells(self) -> tuple[str, ...]:
         """The line's cells, in the order of :data:`COLUMNS`."""
+        goals = ", ".join(str(g) for g in self.goals)
         if self.run is None:
-            return (self.goal.label, self.goal.measures, str(self.goal), "", "", "", self.verdict)
+            return (self.benchmark, BENCHMARKS[self.benchmark], goals, "", "", "", self.verdict)
         return (
-            self.goal.label,
-            self.goal.measures,
-            str(self.goal),
-            f"**{number(self.value or 0.0)}**",
+            self.benchmark,
+            BENCHMARKS[self.benchmark],
+            goals,
+            self.figures(),
             describe_baseline(self.run.get("baseline")),
             describe_run(self.run),
             self.verdict,
@@ -68,7 +91,7 @@ def number(value: float) -> str:
 
 
 def describe_baseline(baseline: dict[str, Any] | None) -> str:
-    """``raw Celery delay().get() p50 2.01 ms``, or a dash when a benchmark has no baseline."""
+    """``raw Celery delay().get() p50 2.01 ms``, or a dash when a run has no baseline."""
     if not baseline:
         return "–"
     return f"{baseline['what']} {number(float(baseline['value']))} {baseline['unit']}"
@@ -86,25 +109,24 @@ def describe_run(run: dict[str, Any]) -> str:
     return f"{when}, {commit}{load}"
 
 
-def latest(runs: Sequence[dict[str, Any]], goal: Goal) -> dict[str, Any] | None:
-    """The latest run of the goal's benchmark that recorded its figure (the later line on a tie)."""
-    found = None
-    for run in runs:
-        if run["benchmark"] == goal.benchmark and goal.figure in run["figures"]:
-            if found is None or when(run) >= when(found):
-                found = run
-    return found
-
-
 def when(run: dict[str, Any]) -> datetime.datetime:
-    """When a run was recorded (dates without a zone are UTC)."""
+    """When a run was recorded (a date without a zone is UTC)."""
     date = datetime.datetime.fromisoformat(run["date"])
     return date if date.tzinfo else date.replace(tzinfo=datetime.UTC)
 
 
+def latest(runs: Sequence[dict[str, Any]], benchmark: str) -> dict[str, Any] | None:
+    """The latest run of ``benchmark`` (the later line on a tie)."""
+    found = None
+    for run in runs:
+        if run["benchmark"] == benchmark and (found is None or when(run) >= when(found)):
+            found = run
+    return found
+
+
 def lines(runs: Sequence[dict[str, Any]]) -> list[Line]:
-    """The table's lines: one a goal, in the order of :data:`goals.GOALS`."""
-    return [Line(goal, latest(runs, goal)) for goal in GOALS]
+    """The table's lines: one a benchmark, in the order of :data:`goals.BENCHMARKS`."""
+    return [Line(benchmark, latest(runs, benchmark)) for benchmark in BENCHMARKS]
 
 
 def table(found: Sequence[Line]) -> str:
@@ -142,7 +164,7 @@ def plot(runs: Sequence[dict[str, Any]], path: Path) -> None:
         if points:
             axis.plot([x for x, _, _ in points], [y for _, y, _ in points], color="tab:blue", alpha=0.3)
         axis.axhline(goal.bound, color="tab:red", linestyle="--", label=f"goal {goal}")
-        axis.set_title(f"{goal.label} (goal {goal})", fontsize=10)
+        axis.set_title(f"{goal.benchmark}: {goal}", fontsize=10)
         axis.set_ylabel(goal.figure, fontsize=8)
         axis.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
         axis.tick_params(labelsize=8)
