@@ -135,44 +135,75 @@ def table(found: Sequence[Line]) -> str:
     return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)
 
 
-def plot(runs: Sequence[dict[str, Any]], path: Path) -> None:
-    """Draws each goal's figure over time against its bound into the PNG at ``path``.
+def history(runs: Sequence[dict[str, Any]], goal: Goal) -> list[tuple[datetime.datetime, float, bool]]:
+    """``(when, figure, recorded by a script)`` of each run that recorded the goal's figure, by time."""
+    return sorted(
+        (when(run), float(run["figures"][goal.figure]), run.get("commit") is not None)
+        for run in runs
+        if run["benchmark"] == goal.benchmark and goal.figure in run["figures"]
+    )
 
-    Lines read from the diary the README used to be are drawn hollow, recorded runs filled.
+
+def draw(axis: Any, goal: Goal, points: list[tuple[datetime.datetime, float, bool]]) -> None:
+    """One panel: the runs in time order (one step a run, the first of each day labelled), the goal."""
+    xs = range(len(points))
+    axis.plot(xs, [y for _, y, _ in points], color="tab:blue", alpha=0.3)
+    for recorded, face in ((False, "none"), (True, "tab:blue")):
+        chosen = [(x, y) for x, (_, y, by_script) in zip(xs, points, strict=True) if by_script == recorded]
+        if chosen:
+            axis.scatter(*zip(*chosen, strict=True), s=18, edgecolors="tab:blue", facecolors=face, zorder=3)
+    axis.axhline(goal.bound, color="tab:red", linestyle="--")
+    days = [x for x in xs if x == 0 or points[x][0].date() != points[x - 1][0].date()]
+    axis.set_xticks(days, [points[x][0].strftime("%d %b") for x in days], fontsize=7, rotation=45)
+    for x in days[1:]:
+        axis.axvline(x - 0.5, color="grey", linewidth=0.5, alpha=0.4)
+    if goal.bound == 0 and all(y == 0 for _, y, _ in points):
+        axis.set_ylim(-0.5, 1.5)  # a count that must stay zero, and did
+    axis.set_title(f"{goal.benchmark}: {goal}", fontsize=10)
+    axis.set_ylabel(goal.figure, fontsize=8)
+    axis.tick_params(axis="y", labelsize=8)
+
+
+def plot(runs: Sequence[dict[str, Any]], path: Path) -> None:
+    """Draws each goal's figure run after run against its bound into the PNG at ``path``.
+
+    Runs taken from the diary the README used to be are drawn hollow, recorded runs filled.
     """
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     columns = 3
     rows = -(-len(GOALS) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows + 0.6), squeeze=False)
     for axis, goal in zip(axes.flat, GOALS, strict=False):
-        points = sorted(
-            (when(run), float(run["figures"][goal.figure]), run.get("commit") is not None)
-            for run in runs
-            if run["benchmark"] == goal.benchmark and goal.figure in run["figures"]
-        )
-        for recorded, style in ((False, {"facecolors": "none"}), (True, {})):
-            chosen = [(x, y) for x, y, by_script in points if by_script == recorded]
-            if chosen:
-                xs, ys = zip(*chosen, strict=True)
-                label = "recorded run" if recorded else "from the former diary"
-                axis.scatter(xs, ys, s=18, edgecolors="tab:blue", label=label, **style)
-        if points:
-            axis.plot([x for x, _, _ in points], [y for _, y, _ in points], color="tab:blue", alpha=0.3)
-        axis.axhline(goal.bound, color="tab:red", linestyle="--", label=f"goal {goal}")
-        axis.set_title(f"{goal.benchmark}: {goal}", fontsize=10)
-        axis.set_ylabel(goal.figure, fontsize=8)
-        axis.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-        axis.tick_params(labelsize=8)
-        axis.legend(fontsize=7, loc="best")
+        draw(axis, goal, history(runs, goal))
     for axis in list(axes.flat)[len(GOALS) :]:
         axis.set_visible(False)
-    figure.suptitle("inferq benchmarks: each figure over time against its goal (bench/results.jsonl)")
-    figure.tight_layout()
+    marker = {"marker": "o", "linestyle": "none", "markeredgecolor": "tab:blue"}
+    figure.legend(
+        handles=[
+            Line2D(
+                [], [], markerfacecolor="tab:blue", label="run recorded by the benchmark (--record)", **marker
+            ),
+            Line2D(
+                [],
+                [],
+                markerfacecolor="none",
+                label="run taken from the former diary in bench/README.md",
+                **marker,
+            ),
+            Line2D([], [], color="tab:red", linestyle="--", label="goal"),
+        ],
+        loc="upper center",
+        ncols=3,
+        bbox_to_anchor=(0.5, 0.965),
+        fontsize=9,
+    )
+    figure.suptitle("inferq benchmarks: each goal's figure, run after run, from bench/results.jsonl", y=0.995)
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
