@@ -182,7 +182,7 @@ def plot(runs: Sequence[dict[str, Any]], path: Path) -> None:
         draw(axis, goal, history(runs, goal))
     for axis in list(axes.flat)[len(GOALS) :]:
         axis.set_visible(False)
-    marker = {"marker": "o", "linestyle": "none", "markeredgecolor": "tab:blue"}
+    marker: dict[str, Any] = {"marker": "o", "linestyle": "none", "markeredgecolor": "tab:blue"}
     figure.legend(
         handles=[
             Line2D(
