@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class Run:
     load_at_start: list[float] = field(default_factory=load_average)
     started: float = field(default_factory=time.monotonic)
 
-    def finish(self, figures: dict[str, float], baseline: dict[str, Any] | None) -> None:
+    def finish(self, figures: Mapping[str, float], baseline: dict[str, Any] | None) -> None:
         """Appends the run's line to the results file when ``--record`` was given.
 
         Args:
