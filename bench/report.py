@@ -45,9 +45,14 @@ class Line:
 
     @property
     def verdict(self) -> str:
-        """``meets`` when every goal is met; else which goals are missed, or not recorded."""
+        """``meets`` when every goal is met; else which goals are missed, or not recorded; and
+        whether other work shared the machine, which makes any figure doubtful."""
         if self.run is None:
             return "not recorded"
+        return self.judgement() + (", on a loaded machine" if loaded(self.run) else "")
+
+    def judgement(self) -> str:
+        """The verdict on the figures alone."""
         missed = [g for g in self.goals if (value := self.value(g)) is not None and not g.met(value)]
         unknown = [g for g in self.goals if self.value(g) is None]
         parts = []
@@ -109,6 +114,13 @@ def describe_run(run: dict[str, Any]) -> str:
     return f"{when}, {commit}{load}"
 
 
+def loaded(run: dict[str, Any]) -> bool:
+    """Whether a run shared the machine: a 1-minute load average above its cores at its start or end."""
+    machine = run.get("machine") or {}
+    loads = [machine.get(f"load average at {edge}") or [0.0] for edge in ("start", "end")]
+    return bool(machine.get("cores")) and max(load[0] for load in loads) > machine["cores"]
+
+
 def when(run: dict[str, Any]) -> datetime.datetime:
     """When a run was recorded (a date without a zone is UTC)."""
     date = datetime.datetime.fromisoformat(run["date"])
@@ -135,21 +147,33 @@ def table(found: Sequence[Line]) -> str:
     return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)
 
 
-def history(runs: Sequence[dict[str, Any]], goal: Goal) -> list[tuple[datetime.datetime, float, bool]]:
-    """``(when, figure, recorded by a script)`` of each run that recorded the goal's figure, by time."""
+KINDS = {
+    "recorded": ("tab:blue", "run recorded by the benchmark (--record)"),
+    "loaded": ("tab:orange", "recorded on a loaded machine (load average above the cores)"),
+    "diary": ("none", "run taken from the former diary in bench/README.md"),
+}
+"""How the plot fills each kind of run's marker, and says what it is."""
+
+
+def history(runs: Sequence[dict[str, Any]], goal: Goal) -> list[tuple[datetime.datetime, float, str]]:
+    """``(when, figure, kind)`` of each run that recorded the goal's figure, by time (see :data:`KINDS`)."""
     return sorted(
-        (when(run), float(run["figures"][goal.figure]), run.get("commit") is not None)
+        (
+            when(run),
+            float(run["figures"][goal.figure]),
+            "diary" if run.get("commit") is None else "loaded" if loaded(run) else "recorded",
+        )
         for run in runs
         if run["benchmark"] == goal.benchmark and goal.figure in run["figures"]
     )
 
 
-def draw(axis: Any, goal: Goal, points: list[tuple[datetime.datetime, float, bool]]) -> None:
+def draw(axis: Any, goal: Goal, points: list[tuple[datetime.datetime, float, str]]) -> None:
     """One panel: the runs in time order (one step a run, the first of each day labelled), the goal."""
     xs = range(len(points))
     axis.plot(xs, [y for _, y, _ in points], color="tab:blue", alpha=0.3)
-    for recorded, face in ((False, "none"), (True, "tab:blue")):
-        chosen = [(x, y) for x, (_, y, by_script) in zip(xs, points, strict=True) if by_script == recorded]
+    for kind, (face, _) in KINDS.items():
+        chosen = [(x, y) for x, (_, y, its_kind) in zip(xs, points, strict=True) if its_kind == kind]
         if chosen:
             axis.scatter(*zip(*chosen, strict=True), s=18, edgecolors="tab:blue", facecolors=face, zorder=3)
     axis.axhline(goal.bound, color="tab:red", linestyle="--")
@@ -185,20 +209,11 @@ def plot(runs: Sequence[dict[str, Any]], path: Path) -> None:
     marker: dict[str, Any] = {"marker": "o", "linestyle": "none", "markeredgecolor": "tab:blue"}
     figure.legend(
         handles=[
-            Line2D(
-                [], [], markerfacecolor="tab:blue", label="run recorded by the benchmark (--record)", **marker
-            ),
-            Line2D(
-                [],
-                [],
-                markerfacecolor="none",
-                label="run taken from the former diary in bench/README.md",
-                **marker,
-            ),
-            Line2D([], [], color="tab:red", linestyle="--", label="goal"),
-        ],
+            Line2D([], [], markerfacecolor=face, label=label, **marker) for face, label in KINDS.values()
+        ]
+        + [Line2D([], [], color="tab:red", linestyle="--", label="goal")],
         loc="upper center",
-        ncols=3,
+        ncols=2,
         bbox_to_anchor=(0.5, 0.965),
         fontsize=9,
     )

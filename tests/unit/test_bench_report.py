@@ -91,6 +91,14 @@ def test_the_table_has_a_line_a_benchmark_with_its_baseline_and_when_it_ran(
     assert "queued **25**, cooperative **5**, deaf –" in rows[2]
 
 
+def test_a_run_on_a_machine_loaded_beyond_its_cores_says_so(report: ModuleType, tmp_path: Path) -> None:
+    loaded = run("throughput", "2026-12-02T10:00:00+00:00", {"ratio": 0.9})
+    loaded["machine"]["load average at end"] = [2.5, 1.0, 0.5]
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(loaded) + "\n")
+    assert by_benchmark(report, path)["throughput"].verdict == "meets, on a loaded machine"
+
+
 def test_a_later_line_wins_a_tie(report: ModuleType, tmp_path: Path) -> None:
     date = "2026-12-02T10:00:00+00:00"
     path = tmp_path / "results.jsonl"
