@@ -178,7 +178,10 @@ def draw(axis: Any, goal: Goal, points: list[tuple[datetime.datetime, float, str
             axis.scatter(*zip(*chosen, strict=True), s=18, edgecolors="tab:blue", facecolors=face, zorder=3)
     axis.axhline(goal.bound, color="tab:red", linestyle="--")
     days = [x for x in xs if x == 0 or points[x][0].date() != points[x - 1][0].date()]
-    axis.set_xticks(days, [points[x][0].strftime("%d %b") for x in days], fontsize=7, rotation=45)
+    labels = [points[x][0].strftime("%d %b") for x in days]
+    for i in range(1, len(days), 2):  # every other day a line lower, so neighbouring days stay legible
+        labels[i] = "\n" + labels[i]
+    axis.set_xticks(days, labels, fontsize=7)
     for x in days[1:]:
         axis.axvline(x - 0.5, color="grey", linewidth=0.5, alpha=0.4)
     if goal.bound == 0 and all(y == 0 for _, y, _ in points):
