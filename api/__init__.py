@@ -17,6 +17,7 @@ from api.views import embeddings as embedding_views
 from api.views import files as file_views
 from api.views import health as health_views
 from api.views import images as image_views
+from api.views import index as index_views
 from api.views import models as model_views
 from api.views import predictions as prediction_views
 from common.catalog import Catalog
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     api = docs.configure(app)
     for views in (health_views, prediction_views, model_views, image_views, embedding_views, file_views):
         api.register_blueprint(views.blp)
+    app.register_blueprint(index_views.blp)
     register_error_handler(app)
     app.before_request(hooks.before)
     app.after_request(hooks.after)
@@ -90,7 +92,7 @@ def build_services(settings: Settings) -> Services:
 
 def _start_background(found: Services) -> None:
     """Logging, and the threads every API process runs: notifier, recovery, file retention."""
-    logs.configure(found.settings.log_format, found.settings.log_level)
+    logs.configure(found.settings.log_format, found.settings.log_level, "api")
     tune_gc()
     found.notifier.start()
     recovery = Recovery(found.store, found.messages, Outbox(found.store.redis))

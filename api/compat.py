@@ -8,9 +8,11 @@ cancelled.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
+import redis
 from flask import g
 
 from api import predictions
@@ -26,6 +28,10 @@ from common.errors import (
     UnsupportedModel,
 )
 from common.records import Prediction, Status
+from common.store.notifier import Watcher
+from common.store.predictions import Idempotency
+
+logger = logging.getLogger(__name__)
 
 
 def resolve(services: Services, model: str, flag: str) -> ModelVersion:
@@ -45,8 +51,19 @@ def resolve(services: Services, model: str, flag: str) -> ModelVersion:
     return version
 
 
-def run(services: Services, owner: str, version: ModelVersion, payload: dict[str, Any]) -> Prediction:
-    """Creates a prediction and waits for it to succeed.
+def run(
+    services: Services,
+    owner: str,
+    version: ModelVersion,
+    payload: dict[str, Any],
+    idempotency: Idempotency | None = None,
+) -> Prediction:
+    """Creates a prediction (or, by ``idempotency``, finds the same request's) and waits for it to succeed.
+
+    Once it is stored, Redis faults do not end the wait early (see
+    ``predictions.wait_despite_faults``): at the deadline it is cancelled (best
+    effort) and the answer is the non-retryable ``DeadlineExceeded``, never a
+    ``503`` whose retry would run the work twice.
 
     Raises:
         DeadlineExceeded: No answer within the deadline, or the client left; it was cancelled.
@@ -54,22 +71,40 @@ def run(services: Services, owner: str, version: ModelVersion, payload: dict[str
     """
     prediction = predictions.build(owner, version, payload)
     g.prediction_id = prediction.id
-    left = threading.Event()
     with services.notifier.watch(prediction.id) as watcher:
+        stored = predictions.submit(services, prediction, version, idempotency)
+        if stored.id == prediction.id:
+            return _await(services, watcher, stored)
+    g.prediction_id = stored.id  # an earlier request's, made with the same key
+    with services.notifier.watch(stored.id) as watcher:
+        return _await(services, watcher, services.store.get(stored.id) or stored)
 
-        def on_disconnect() -> None:
-            left.set()
-            watcher.event.set()
 
-        with disconnect_watch(on_disconnect):
-            predictions.submit(services, prediction, version)
-            done = predictions.wait_for(
-                services, watcher, prediction, services.settings.sync_timeout, stop=left
-            )
+def _await(services: Services, watcher: Watcher, prediction: Prediction) -> Prediction:
+    """Waits (watched by ``watcher``) for a stored prediction to succeed; see :func:`run`."""
+    left = threading.Event()
+
+    def on_disconnect() -> None:
+        left.set()
+        watcher.event.set()
+
+    with disconnect_watch(on_disconnect):
+        done = predictions.wait_despite_faults(
+            services, watcher, prediction, services.settings.sync_timeout, stop=left
+        )
     if not done.status.is_terminal:
-        services.store.request_cancel(done.id, owner)
+        _cancel(services, done)
         raise deadline_error(services, done.id, left.is_set())
     return require_success(done)
+
+
+def _cancel(services: Services, prediction: Prediction) -> None:
+    """Cancels a prediction its caller gave up on; when Redis fails that too, its queue deadline
+    or its run time ends it."""
+    try:
+        services.store.request_cancel(prediction.id, prediction.owner)
+    except redis.RedisError as e:
+        logger.warning("could not cancel %s after its deadline: %s", prediction.id, e)
 
 
 def outcome_error(prediction: Prediction) -> PredictionOutcomeError | None:

@@ -60,8 +60,8 @@ ERRORS = {
     "401": "No API key, or an unknown one.",
     "404": "No such prediction, model or version (or it belongs to someone else).",
     "409": "The prediction's state forbids it (already finished; created without streaming; cancelled).",
-    "410": "The prediction's events have expired.",
-    "413": "The body is larger than INFERQ_MAX_BODY_BYTES.",
+    "410": "The prediction's events have expired; on a create, the prediction its Idempotency-Key made has.",
+    "413": "The body is over INFERQ_MAX_BODY_BYTES, or its input (as JSON) over INFERQ_MAX_INPUT_BYTES.",
     "429": "Rate limited, or the model's queue is full; see x-ratelimit-reset and Retry-After.",
     "500": "The model failed on this request; x-prediction-id names the prediction.",
     "503": "Redis is unreachable; see Retry-After.",
@@ -126,11 +126,15 @@ def _failures(path: str, method: str) -> list[str]:
         statuses.append("404")
     if path.endswith(("/cancel", "/stream")):
         statuses.append("409")
-    if path.endswith("/stream"):
+    if path.endswith("/stream") or (method == "post" and path.endswith(CREATES)):
         statuses.append("410")
     if path in ("/v1/images/generations", "/v1/embeddings"):
         statuses += ["409", "500", "504"]
     return statuses
+
+
+CREATES = ("/predictions", "/images/generations", "/embeddings")
+"""How the paths of the create routes (those taking an ``Idempotency-Key``) end."""
 
 
 static = Blueprint("docs_static", __name__)

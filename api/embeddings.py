@@ -7,10 +7,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from api import compat
+from api import compat, offload
 from api.services import Services
 from common.catalog import ModelVersion, load_adapter_class
 from common.errors import RequestValidationError
+from common.store.predictions import Idempotency
 
 FLAG = "openai_embeddings"
 """The compatibility flag a version needs to be served here."""
@@ -74,6 +75,8 @@ def normalise_input(value: Any) -> Inputs:
 def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
     """Validates the request against the model version, counting tokens with its tokenizer.
 
+    The item count is checked first; a large count runs off the gevent loop (``api.offload``).
+
     Raises:
         RequestValidationError, ModelNotFound, UnsupportedModel.
     """
@@ -81,7 +84,8 @@ def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
     inputs = normalise_input(body["input"])
     adapter_class: Any = load_adapter_class(version.adapter)
     options = version.options
-    counts = adapter_class.count_tokens(options, inputs)
+    size = sum(len(item) for item in inputs)
+    counts: list[int] = offload.in_thread(size, lambda: adapter_class.count_tokens(options, inputs))
     limit = adapter_class.max_input_tokens(options)
     for index, count in enumerate(counts):
         if count > limit:
@@ -109,9 +113,12 @@ def decode(vector: str) -> list[float]:
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
-def embed(services: Services, owner: str, request: EmbeddingRequest) -> dict[str, Any]:
-    """Runs the prediction under the deadline and answers in the OpenAI shape."""
-    prediction = compat.run(services, owner, request.version, request.payload)
+def embed(
+    services: Services, owner: str, request: EmbeddingRequest, idempotency: Idempotency | None = None
+) -> dict[str, Any]:
+    """Runs the prediction under the deadline (or waits on the one ``idempotency`` names) and answers
+    in the OpenAI shape."""
+    prediction = compat.run(services, owner, request.version, request.payload, idempotency)
     output = prediction.output
     vectors = output["data"]
     as_float = request.encoding_format == "float"

@@ -10,11 +10,11 @@ import logging
 import time
 from typing import Any
 
-import redis
 from flask import Flask, Response, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from common.connections import redis_unavailable
 from common.errors import (
     InferqError,
     PredictionOutcomeError,
@@ -37,8 +37,9 @@ HTTP_ERROR_TYPES = {
 }
 """OpenAI ``error.type`` for HTTP errors raised by Flask itself (unknown route, wrong method...)."""
 
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError)
-"""Exceptions that mean a backing service is down, not that inferq is broken."""
+UNAVAILABLE = (OperationalError,)
+"""Exceptions besides Redis's (:func:`~common.connections.redis_unavailable`) that mean a backing
+service is down, not that inferq is broken."""
 
 
 def error_body(
@@ -54,7 +55,7 @@ def error_body(
 
 def handle(e: Exception) -> Response:
     """Turns any exception raised while serving a request into its documented response."""
-    if isinstance(e, UNAVAILABLE):
+    if isinstance(e, UNAVAILABLE) or redis_unavailable(e):
         logger.warning("backing service unavailable: %s", e)
         e = ServiceUnavailable("A backing service is unavailable; retry shortly.", retry_after=1)
     if isinstance(e, InferqError):

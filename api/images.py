@@ -22,6 +22,7 @@ from api.sse import HEARTBEAT, Heartbeat, follow, format_event
 from common.catalog import ModelVersion
 from common.errors import InferqError, ModerationBlocked, RequestValidationError
 from common.records import Prediction
+from common.store.predictions import Idempotency
 
 FLAG = "openai_images_generations"
 """The compatibility flag a version needs to be served here."""
@@ -174,14 +175,24 @@ def respond(
     }
 
 
-def generate(services: Services, owner: str, request: ImageRequest, base_url: str) -> dict[str, Any]:
-    """Runs the prediction under the deadline and answers with its images."""
-    prediction = compat.run(services, owner, request.version, request.payload)
+def generate(
+    services: Services,
+    owner: str,
+    request: ImageRequest,
+    base_url: str,
+    idempotency: Idempotency | None = None,
+) -> dict[str, Any]:
+    """Runs the prediction under the deadline (or waits on the one ``idempotency`` names) and answers
+    with its images."""
+    prediction = compat.run(services, owner, request.version, request.payload, idempotency)
     return respond(services, request, prediction, base_url)
 
 
-def stream(services: Services, owner: str, request: ImageRequest) -> tuple[str, Iterator[str]]:
-    """Starts a streamed prediction; returns its id and the OpenAI events to send.
+def stream(
+    services: Services, owner: str, request: ImageRequest, idempotency: Idempotency | None = None
+) -> tuple[str, Iterator[str]]:
+    """Starts a streamed prediction (or follows the one ``idempotency`` names); returns its id and
+    the OpenAI events to send.
 
     Partial images are sent as the model renders them, then one
     ``image_generation.completed`` per image; a failure, the deadline or a
@@ -189,7 +200,7 @@ def stream(services: Services, owner: str, request: ImageRequest) -> tuple[str, 
     hangs up gets its prediction cancelled.
     """
     prediction = predictions.build(owner, request.version, request.payload, stream=True)
-    predictions.submit(services, prediction, request.version)
+    prediction = predictions.submit(services, prediction, request.version, idempotency)
     return prediction.id, _stream_events(services, request, prediction)
 
 
@@ -203,6 +214,7 @@ def _stream_events(services: Services, request: ImageRequest, prediction: Predic
 
     finished = False
     try:
+        yield HEARTBEAT  # the 200 is sent before Redis is read again: a fault now cannot fail the create
         with disconnect_watch(on_disconnect):
             timeout = services.settings.sync_timeout
             for item in follow(services, prediction.id, None, timeout, deadline, stop=left):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Collection
 from typing import Any
+
+import redis
 
 from api.pagination import NEWER, OLDER, Cursor
 from api.services import Services
@@ -16,9 +19,14 @@ from common.ids import new_prediction_id
 from common.processes import logs
 from common.records import TERMINAL_STATUSES, Prediction, Status
 from common.store.notifier import Watcher
-from common.store.predictions import CancelOutcome
+from common.store.predictions import CancelOutcome, Idempotency
 from common.webhooks import WebhookRefused, check_url
 from common.wire import render
+
+logger = logging.getLogger(__name__)
+
+RETRY_PAUSE = 0.5
+"""Seconds a wait pauses after Redis failed it, before it reads again (while its deadline allows)."""
 
 
 def validate_input(version: ModelVersion, payload: dict[str, Any]) -> None:
@@ -59,20 +67,39 @@ def build(
     return prediction
 
 
-def submit(services: Services, prediction: Prediction, version: ModelVersion) -> None:
-    """Stores ``prediction`` and queues its task, atomically; opens its event log if it streams."""
+def submit(
+    services: Services, prediction: Prediction, version: ModelVersion, idempotency: Idempotency | None = None
+) -> Prediction:
+    """Stores ``prediction`` and queues its task, atomically; opens its event log if it streams.
+
+    Returns:
+        ``prediction``; or, when ``idempotency`` names an earlier prediction of the same
+        request, that one (nothing new was stored: compare the ids).
+    """
     message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
     init = json.dumps(render(prediction)) if prediction.stream else ""
     depth = int(version.options.get("max_queue_depth", services.settings.max_queue_depth))
-    services.store.create(prediction, message, init, batched=version.batching, max_queue_depth=depth)
+    return services.store.create(
+        prediction, message, init, batched=version.batching, max_queue_depth=depth, idempotency=idempotency
+    )
 
 
 def create(
-    services: Services, owner: str, version: ModelVersion, body: dict[str, Any], wait: float | None
+    services: Services,
+    owner: str,
+    version: ModelVersion,
+    body: dict[str, Any],
+    wait: float | None,
+    idempotency: Idempotency | None = None,
 ) -> Prediction:
     """Creates a prediction, then waits up to ``wait`` seconds for it to end when asked.
 
-    (A streamed create with ``Prefer: wait`` answers with its events instead; see the view.)
+    With an ``idempotency`` key already used by the same request, answers with
+    (and waits on) that request's prediction instead. Once the prediction is
+    stored, nothing fails the request: a failed webhook hand-off is left to
+    recovery, and a wait that Redis fails answers the prediction as last known,
+    so the client never retries into a second prediction. (A streamed create
+    with ``Prefer: wait`` answers with its events instead; see the view.)
     """
     webhook = body.get("webhook")
     if webhook:
@@ -82,12 +109,51 @@ def create(
             raise RequestValidationError.single(["body", "webhook", "url"], e.message, "url_refused") from e
     prediction = build(owner, version, body["input"], webhook=webhook, stream=body["stream"])
     with services.notifier.watch(prediction.id) as watcher:
-        submit(services, prediction, version)
-        if webhook:
-            services.messages.send_webhook_delivery(prediction.id)
-        if not wait:
+        stored = submit(services, prediction, version, idempotency)
+        if stored.id == prediction.id:
+            if webhook:
+                _hand_off_webhook(services, prediction.id)
+            return wait_despite_faults(services, watcher, prediction, wait) if wait else prediction
+    logs.prediction_id.set(stored.id)
+    if not wait or stored.status.is_terminal:
+        return stored
+    with services.notifier.watch(stored.id) as watcher:
+        current = services.store.get(stored.id) or stored  # read again, now that news would wake us
+        return wait_despite_faults(services, watcher, current, wait)
+
+
+def _hand_off_webhook(services: Services, prediction_id: str) -> None:
+    """Asks a worker to deliver the new prediction's first webhook now; if that fails, recovery
+    sends it (the create script made it due)."""
+    try:
+        services.messages.send_webhook_delivery(prediction_id)
+    except Exception:  # accepted work: whatever failed here, the answer is the prediction
+        logger.warning("webhook hand-off failed; recovery will deliver it", exc_info=True)
+
+
+def wait_despite_faults(
+    services: Services,
+    watcher: Watcher,
+    prediction: Prediction,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> Prediction:
+    """:func:`wait_for`, for a prediction already accepted: a Redis failure does not end the wait.
+
+    It reads again after ``RETRY_PAUSE`` seconds, until the deadline; then the
+    prediction is answered as last known, so its create never fails (and is
+    never retried into a duplicate) for a fault after it was stored.
+    """
+    deadline = time.monotonic() + timeout
+    pause = stop or threading.Event()
+    while True:
+        try:
+            return wait_for(services, watcher, prediction, max(0.0, deadline - time.monotonic()), stop)
+        except redis.RedisError as e:
+            logger.warning("Redis failed a wait on an accepted prediction: %s", e)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or pause.wait(min(RETRY_PAUSE, remaining)):
             return prediction
-        return wait_for(services, watcher, prediction, wait)
 
 
 def wait_for(
@@ -119,11 +185,21 @@ def wait_for(
 
 
 def cancel(services: Services, owner: str, prediction_id: str) -> None:
-    """Requests cancellation: idempotent while not terminal.
+    """Requests cancellation; once requested, every repeat succeeds too, whatever the status now.
+
+    A client that retries its cancel (after a timeout, or a proxy's 502) must
+    not get an error when its first request was taken: repeats answer what the
+    first request answered. That holds even for a prediction whose record says
+    cancellation was requested but that ended otherwise: the first request was
+    accepted (``200``), and cancellation is asynchronous, so its outcome is read
+    from the status, never from this answer. (The scripts make a requested
+    cancellation win over a later ending, so that record does not arise today;
+    the answer would stand if it did.)
 
     Raises:
         NotFound: For an unknown id or another owner's prediction.
-        Conflict: When the prediction already ended (409).
+        Conflict: When the prediction ended otherwise (succeeded, failed,
+            abandoned) before any cancellation was requested (409).
     """
     outcome = services.store.request_cancel(prediction_id, owner)
     if outcome is CancelOutcome.MISSING:

@@ -39,6 +39,18 @@ def open_stream(
     return _chunks(services, prediction_id, after, idle)
 
 
+def created_stream(services: Services, prediction_id: str, idle: float) -> Iterator[str]:
+    """The SSE chunks of a streamed prediction its create request has just stored (or found by its
+    ``Idempotency-Key``): the caller's, streamed, its log opened with ``init``.
+
+    A heartbeat comes first, so the ``201`` has been sent before Redis is read
+    again: a fault after the store can break the stream (the client resumes it
+    with ``GET .../stream``), never turn the create into an error it would retry.
+    """
+    yield HEARTBEAT
+    yield from _chunks(services, prediction_id, None, idle)
+
+
 def _chunks(services: Services, prediction_id: str, after: str | None, idle: float) -> Iterator[str]:
     prediction = services.store.get(prediction_id)
     if prediction is not None and prediction.status.is_terminal:

@@ -9,17 +9,23 @@ followed on the updates channel; a quarter cancelled 0–1 s after the create
 (a fifth of those twice) by a canceller thread (a held wait's cancel mostly
 comes after it ended: a 409). Every ``--kill-every`` seconds or so a killer
 SIGKILLs a random worker with its pool processes (``docker kill``) and starts a
-replacement. Then the load stops and the workers get ``--drain`` seconds to
-finish what is left.
+replacement. With ``--redis-blips`` seconds, a blipper also hits Redis about
+that often, in turn: it kills every client connection (``CLIENT KILL TYPE
+normal``: the workers', the API's), or refuses writes for a second (``CONFIG SET
+maxmemory 1``: ``OOM command not allowed``). Then the load stops and the workers
+get ``--drain`` seconds to finish what is left.
 
 Reported: predictions accepted (``201``), how many ended in each terminal
 status, lost (never terminal after the drain, per Redis), ended twice (two
 terminal statuses published), completed twice (two ``done`` lines), a cancel
 answered ``200`` that did not end ``cancelled``, and any unexpected HTTP answer.
-All of these but the statuses should be zero. The worker count is ``--workers``
+All of these but the statuses should be zero; so should "re-runs caused by
+blips": predictions started again although no process that had started them
+was killed (only a SIGKILL may cost a re-run). The worker count is ``--workers``
 workers × ``--concurrency`` processes, on both queues.
 
-    python bench/soak.py [--seconds 600] [--clients 4] [--workers 2] [--kill-every 15] [--drain 90] [--record]
+    python bench/soak.py [--seconds 600] [--clients 4] [--workers 2] [--kill-every 15] [--drain 90]
+                         [--redis-blips 5] [--record]
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from collections import Counter, defaultdict
 import redis
 from client import Client
 from harness import Stack, free_port, stack
+from procfs import tree
 from record import Run, add_record_option
 from updates import TERMINAL, Updates
 
@@ -66,6 +73,15 @@ MODELS = {
 }
 """The models file of this benchmark (JSON is YAML)."""
 
+MUST_BE_ZERO = (
+    "lost",
+    "ended twice",
+    "completed twice",
+    "cancel 200, not cancelled",
+    "re-runs caused by blips",
+)
+"""The counts that mean a broken promise."""
+
 
 class Soak:
     """The load, the canceller and the killer, and what they saw."""
@@ -80,6 +96,8 @@ class Soak:
         self.cancels: dict[str, list[int]] = defaultdict(list)
         self.plan: list[tuple[float, str]] = []
         self.kills = 0
+        self.killed_pids: set[int] = set()
+        self.blips: Counter[str] = Counter()
         self.workers = [self.start_worker() for _ in range(args.workers)]
 
     def start_worker(self) -> str:
@@ -138,14 +156,33 @@ class Soak:
         rng = random.Random(0)
         while not self.stop.wait(rng.uniform(0.5, 1.5) * self.args.kill_every):
             victim = rng.randrange(len(self.workers))
+            with self.lock:
+                self.killed_pids.update(tree(self.s.launcher.processes[self.workers[victim]].pid))
             self.s.launcher.kill_group(self.workers[victim])
             self.kills += 1
             self.workers[victim] = self.start_worker()
+
+    def blipper(self) -> None:
+        """Every ``--redis-blips`` seconds or so: kill Redis's client connections, or a second of OOM."""
+        rng, admin = random.Random(1), redis.Redis.from_url(self.s.redis.url)
+        kinds = ["connections killed", "a second of OOM"]
+        while not self.stop.wait(rng.uniform(0.5, 1.5) * self.args.redis_blips):
+            kind = kinds[sum(self.blips.values()) % 2]
+            if kind == "connections killed":
+                admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            else:
+                admin.config_set("maxmemory", "1")
+                time.sleep(1)
+                admin.config_set("maxmemory", "0")
+            self.blips[kind] += 1
+        admin.close()
 
     def run(self) -> None:
         """Runs the load for ``--seconds``, then stops it (the workers keep running)."""
         threads = [threading.Thread(target=self.load, args=(i,)) for i in range(self.args.clients)]
         threads += [threading.Thread(target=self.canceller), threading.Thread(target=self.killer)]
+        if self.args.redis_blips:
+            threads.append(threading.Thread(target=self.blipper))
         for thread in threads:
             thread.start()
         self.stop.wait(self.args.seconds)
@@ -165,21 +202,29 @@ class Soak:
             statuses[status if status in TERMINAL else "lost"] += 1
         admin.close()
         runs: dict[str, Counter[str]] = defaultdict(Counter)
+        starters: dict[str, list[int]] = defaultdict(list)
         for line in self.record.read_text().splitlines() if self.record.exists() else []:
-            kind, prediction_id, _ = line.split()
+            kind, prediction_id, pid = line.split()
             runs[prediction_id][kind] += 1
+            if kind == "start":
+                starters[prediction_id].append(int(pid))
         counts = {
             "accepted": len(self.accepted),
             "lost": statuses.pop("lost", 0),
             "ended twice": sum(len(set(ended)) > 1 for ended in self.updates.terminal.values()),
             "completed twice": sum(run["done"] > 1 for run in runs.values()),
             "started again": sum(run["start"] > 1 for run in runs.values()),
+            "re-runs caused by blips": sum(
+                any(pid not in self.killed_pids for pid in pids[:-1]) for pids in starters.values()
+            ),
             "cancel 200, not cancelled": sum(
                 200 in codes and self.updates.status(p) != "cancelled" for p, codes in self.cancels.items()
             ),
             "worker kills": self.kills,
         }
         print(f"answers: {dict(sorted(self.answers.items()))}")
+        if self.blips:
+            print(f"Redis blips: {dict(self.blips)}")
         print(f"terminal statuses: {dict(statuses)}")
         print(", ".join(f"{name}: {count}" for name, count in counts.items()))
         return counts | {f"status {k}": v for k, v in statuses.items()}
@@ -195,6 +240,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
     parser.add_argument("--kill-every", type=float, default=15, help="mean seconds between worker kills")
     parser.add_argument("--drain", type=float, default=90, help="seconds to let the rest finish")
+    parser.add_argument(
+        "--redis-blips", type=float, default=0, help="mean seconds between Redis blips (0: none)"
+    )
     add_record_option(parser)
     args = parser.parse_args()
     recording = Run("soak", args)
@@ -213,20 +261,25 @@ def main() -> int:
             exited = [name for name, _ in s.launcher.exited() if name == "api"]
         finally:
             updates.close()
-    bad = sum(counts[k] for k in ("lost", "ended twice", "completed twice", "cancel 200, not cancelled"))
-    unexpected = sum(
-        n for a, n in soak.answers.items() if a not in {"create 201", "cancel 200", "cancel 409"}
-    )
+    bad = sum(counts[k] for k in MUST_BE_ZERO)
+    expected = {"create 201", "cancel 200", "cancel 409"}
+    if args.redis_blips:
+        expected |= {"create 503", "cancel 503"}  # refused while Redis refuses writes: nothing accepted
+    unexpected = sum(n for a, n in soak.answers.items() if a not in expected)
     statuses = ", ".join(f"{k[7:]} {v}" for k, v in counts.items() if k.startswith("status "))
     print(
         f"soak: {args.seconds:g} s, {counts['accepted']} accepted ({statuses}), lost {counts['lost']}, "
         f"completed twice {counts['completed twice']}, ended twice {counts['ended twice']}, "
-        f"{counts['worker kills']} worker kills, {unexpected} unexpected answers"
+        f"re-runs caused by blips {counts['re-runs caused by blips']}, "
+        f"{counts['worker kills']} worker kills, {sum(soak.blips.values())} Redis blips, "
+        f"{unexpected} unexpected answers"
         + (", the API exited" if exited else "")
         + ("" if bad or unexpected or exited else ": nothing lost or duplicated")
     )
     recording.finish(
-        {"lost or duplicated": bad + unexpected + len(exited), "unexpected answers": unexpected} | counts,
+        {"lost or duplicated": bad + unexpected + len(exited), "unexpected answers": unexpected}
+        | counts
+        | {"Redis blips": sum(soak.blips.values())},
         None,
     )
     return 1 if bad or unexpected or exited else 0

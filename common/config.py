@@ -21,6 +21,10 @@ DEFAULT_MODELS_PATH = Path(__file__).with_name("models.yaml")
 DEFAULT_WAIT = 60.0
 """Seconds a bare ``Prefer: wait`` holds, and the cap on ``wait=n``, unless configured."""
 
+WEBHOOK_TIMEOUT_MAX = 60.0
+"""The most ``INFERQ_WEBHOOK_TIMEOUT`` may be: an attempt must end well within its outbox lock
+(``common.store.outbox.LOCK_SECONDS``), or a second deliverer could post beside it."""
+
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 """What an owner (account) name may look like; it becomes part of Redis keys."""
 
@@ -147,6 +151,14 @@ class Settings:
     )
     retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
     max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    max_input_bytes: int = _setting(
+        "INFERQ_MAX_INPUT_BYTES", _count, "largest prediction input accepted, as stored (JSON)"
+    )
+    request_read_timeout: float = _setting(
+        "INFERQ_REQUEST_READ_TIMEOUT",
+        _seconds,
+        "seconds a client gets to send a whole request (line, headers, body) once it starts; then 408",
+    )
     heartbeat_interval: float = _setting(
         "INFERQ_HEARTBEAT_INTERVAL", _seconds, "seconds between keep-alive comments on idle event streams"
     )
@@ -156,6 +168,9 @@ class Settings:
     webhook_queue: str = _setting("INFERQ_WEBHOOK_QUEUE", _text, "Celery queue of webhook deliveries")
     webhook_retry_window: float = _setting(
         "INFERQ_WEBHOOK_RETRY_WINDOW", _seconds, "seconds a failing webhook delivery is retried"
+    )
+    webhook_timeout: float = _setting(
+        "INFERQ_WEBHOOK_TIMEOUT", _seconds, "seconds one webhook delivery attempt may take, all told"
     )
     rate_limit: str | None = _setting(
         "INFERQ_RATE_LIMIT", _rate_limit, "requests per API key, e.g. 600/minute (unset: no limit)"
@@ -234,6 +249,8 @@ class Settings:
             "max_attempts": 3,
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
+            "max_input_bytes": 1024 * 1024,
+            "request_read_timeout": 60.0,
             "sync_timeout": 60.0,
             "rate_limit": None,
             "max_queue_depth": 1000,
@@ -245,6 +262,7 @@ class Settings:
             "webhook_allow_private": False,
             "webhook_queue": "inferq.webhooks",
             "webhook_retry_window": 3600.0,
+            "webhook_timeout": 10.0,
             "heartbeat_interval": 15.0,
             "default_image_model": "inferq/sketch",
             "url_ttl": 3600.0,
@@ -267,6 +285,8 @@ class Settings:
             raise ConfigError("INFERQ_WAIT_DEFAULT must not exceed INFERQ_WAIT_MAX")
         if self.lease_ttl < 1:
             raise ConfigError("INFERQ_LEASE_TTL must be at least 1 second")
+        if self.webhook_timeout > WEBHOOK_TIMEOUT_MAX:
+            raise ConfigError(f"INFERQ_WEBHOOK_TIMEOUT must not exceed {WEBHOOK_TIMEOUT_MAX:g} seconds")
 
     @property
     def required_redis_url(self) -> str:

@@ -8,6 +8,10 @@ from redis.retry import Retry
 
 from common.config import Settings
 
+REFUSALS = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "LOADING")
+"""Error codes with which a working Redis refuses a command for now: at ``maxmemory``, a replica
+after a failover, a script running too long, a replica that lost its master, loading its data."""
+
 SOCKET_TIMEOUT = 5.0
 """Seconds a single Redis command may take before the caller sees a timeout (and a 503)."""
 
@@ -36,3 +40,20 @@ def redis_client(settings: Settings, *, retries: int = 1, url: str | None = None
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
     return redis.Redis(connection_pool=pool)
+
+
+def redis_unavailable(e: BaseException) -> bool:
+    """Whether ``e`` means Redis cannot serve right now (down, slow, or refusing), not a bug.
+
+    A refusal inside a store script reaches redis-py as a generic script error
+    (``Error running script ...: -OOM command not allowed ...`` on Redis 6), so
+    the message is read as well as the class.
+    """
+    if isinstance(e, (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)):
+        return True
+    if isinstance(e, (redis.exceptions.OutOfMemoryError, redis.exceptions.MasterDownError)):
+        return True
+    if isinstance(e, redis.ResponseError):
+        message = str(e)
+        return any(message.startswith(f"{code} ") or f"-{code} " in message for code in REFUSALS)
+    return False

@@ -36,6 +36,17 @@ class InvalidRequest(InferqError, ValueError):
     code = "invalid_request"
 
 
+class RequestTimedOut(InferqError):
+    """The client did not send its whole request in time (``INFERQ_REQUEST_READ_TIMEOUT``).
+
+    The connection is closed after the ``408``: the rest of the request may still be on its way.
+    """
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class RequestValidationError(InferqError, ValueError):
     """One or more fields of the request failed validation.
 
@@ -56,6 +67,32 @@ class RequestValidationError(InferqError, ValueError):
     def single(cls, loc: list[str | int], msg: str, type_: str = "value_error") -> RequestValidationError:
         """Builds the error for one failing field."""
         return cls([{"loc": loc, "msg": msg, "type": type_}])
+
+
+class IdempotencyKeyInvalid(InvalidRequest):
+    """The ``Idempotency-Key`` header is empty or longer than 255 characters."""
+
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(RequestValidationError):
+    """The ``Idempotency-Key`` already named a prediction made by a different request (422).
+
+    Attributes:
+        prediction_id: The prediction the key names.
+    """
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(
+            [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "This Idempotency-Key was used with a different request; use a new key",
+                    "type": "idempotency_key_reused",
+                }
+            ]
+        )
+        self.prediction_id = prediction_id
 
 
 class Unauthorized(InferqError):
@@ -100,6 +137,26 @@ class StreamExpired(InferqError):
     status_code = 410
     error_type = "invalid_request_error"
     code = "stream_expired"
+
+
+class IdempotencyKeyExpired(InferqError):
+    """The prediction an ``Idempotency-Key`` made no longer exists (finished ones are kept for
+    ``INFERQ_RETENTION``); the request is not run again.
+
+    Attributes:
+        prediction_id: The prediction the key named.
+    """
+
+    status_code = 410
+    error_type = "invalid_request_error"
+    code = "idempotency_key_expired"
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(
+            f"Prediction {prediction_id}, made with this Idempotency-Key, has expired; use a new key",
+            param="Idempotency-Key",
+        )
+        self.prediction_id = prediction_id
 
 
 class UnsupportedModel(InferqError):
@@ -180,6 +237,14 @@ class LinkExpired(InferqError):
     status_code = 410
     error_type = "invalid_request_error"
     code = "link_expired"
+
+
+class InputTooLarge(InferqError):
+    """A prediction's input, as stored, is larger than ``INFERQ_MAX_INPUT_BYTES``: nothing was stored."""
+
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "input_too_large"
 
 
 class QueueFull(InferqError):

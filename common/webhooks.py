@@ -3,7 +3,10 @@
 A webhook URL must be http(s), and by default must not resolve to loopback,
 private, link-local, shared, multicast or reserved addresses (which covers
 cloud metadata endpoints such as 169.254.169.254): it is checked when the
-prediction is created and again before every delivery, since DNS can change.
+prediction is created and again before every delivery, since DNS can change,
+and a delivery connects only to an address :func:`resolve` has just checked
+(never resolving the name again), so a name that answers differently to the
+check and to the connection (DNS rebinding) cannot reach a private address.
 ``INFERQ_WEBHOOK_ALLOW_PRIVATE=1`` lifts that for development and tests.
 """
 
@@ -14,6 +17,7 @@ import hmac
 import ipaddress
 import socket
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from common.errors import InferqError
@@ -23,6 +27,13 @@ SIGNATURE_HEADER = "wriftai-webhook-signature"
 
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 """Carrier-grade NAT space, where some clouds put their metadata endpoint."""
+
+REFUSED_IPV6 = (ipaddress.ip_network("2002::/16"), ipaddress.ip_network("fec0::/10"))
+"""6to4 (it embeds any IPv4 address, private ones too) and the deprecated site-local
+space, neither of which ``ipaddress`` counts as private."""
+
+Address = tuple[int, tuple[Any, ...]]
+"""An address to connect to: the socket family, and the socket address (``(host, port, ...)``)."""
 
 
 class WebhookRefused(InferqError, ValueError):
@@ -45,6 +56,7 @@ def _public(address: str) -> bool:
         or ip.is_reserved
         or ip.is_unspecified
         or (isinstance(ip, ipaddress.IPv4Address) and ip in SHARED_ADDRESS_SPACE)
+        or (isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in REFUSED_IPV6))
     )
 
 
@@ -61,16 +73,33 @@ def check_url(url: str, *, allow_private: bool) -> None:
         return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        resolved = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
-    except (OSError, ValueError) as e:
+    except ValueError as e:
+        raise WebhookRefused(f"the webhook URL's port is invalid: {e}", param="webhook.url") from e
+    resolve(parts.hostname, port, allow_private=False)
+
+
+def resolve(host: str, port: int, *, allow_private: bool) -> list[Address]:
+    """Resolves ``host`` once and checks every address it has; a delivery connects only to these.
+
+    Raises:
+        WebhookRefused: When the host does not resolve, or (unless ``allow_private``) any of
+            its addresses is not public.
+    """
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError, UnicodeError) as e:
         raise WebhookRefused(f"the webhook host does not resolve: {e}", param="webhook.url") from e
-    refused = sorted(address for address in resolved if not _public(str(address)))
-    if refused:
+    addresses: list[Address] = [(family, sockaddr) for family, _, _, _, sockaddr in found]
+    refused = sorted({str(sockaddr[0]) for _, sockaddr in addresses if not _public(str(sockaddr[0]))})
+    if refused and not allow_private:
         raise WebhookRefused(
             f"the webhook host resolves to a non-public address ({refused[0]}); "
             "set INFERQ_WEBHOOK_ALLOW_PRIVATE=1 to allow that in development",
             param="webhook.url",
         )
+    if not addresses:
+        raise WebhookRefused("the webhook host has no address", param="webhook.url")
+    return addresses
 
 
 def signature(secret: str, body: bytes, timestamp: int | None = None) -> str:

@@ -27,6 +27,7 @@ from common.store.outbox import Outbox
 from common.store.predictions import PredictionStore
 from workers.process import ProcessState
 from workers.tasks import register_tasks
+from workers.warden import WardenLink
 
 logger = logging.getLogger("workers")
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         level = args.loglevel or settings.log_level
-        logs.configure(settings.log_format, level)
+        logs.configure(settings.log_format, level, (args.hostname or "worker").split("@")[0])
         if logging.getLevelName(level.upper()) != logging.DEBUG:
             for name in CELERY_TASK_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         without_gossip=True,
         without_mingle=True,
         optimization="fair",
+        quiet=True,  # no ASCII-art banner: the log says when the worker is ready, and on which queues
     )
     worker.start()
     return int(worker.exitcode or 0)
@@ -95,6 +97,8 @@ def _install_housekeeping(
 
     def on_process_init(**_: Any) -> None:
         runner = state.runner()
+        if set(queues) - {settings.webhook_queue}:
+            runner.supervisor.warden = WardenLink.start()
         runner.preload(queues)
         Heartbeat(runner.store, hostname, queues).announce()
         tune_gc()

@@ -223,13 +223,13 @@ class Runner:
         for member in ready:
             member.timings = {"setup_time": begun - member.claimed_at, "predict_started_at": time.time()}
             if member.watch is not None:
-                member.watch.in_adapter = True
+                self.supervisor.in_adapter(member.watch, True)
         try:
             results = self._predict(adapter, ready)
         finally:
             for member in ready:
                 if member.watch is not None:
-                    member.watch.in_adapter = False
+                    self.supervisor.in_adapter(member.watch, False)
         elapsed = time.monotonic() - begun
         batch = {"batch_size": len(ready), "batch_id": uuid.uuid4().hex[:12]} if len(ready) > 1 else {}
         for member, result in zip(ready, results, strict=True):

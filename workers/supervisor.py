@@ -7,6 +7,10 @@ records the outcome and kills its own process. Prefork runs one prediction (or
 one batch of a version) per process, so the kill harms no other prediction;
 Celery replaces the process and the requeued message finds the prediction
 already ended.
+
+This thread needs its process's GIL; a model that holds it in a C call starves
+it. The same class therefore runs in a warden process beside each pool process
+(``workers.warden``), told over a pipe which claims the pool process holds.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -27,6 +32,9 @@ from common.records import ErrorSource, PredictionError, Status
 from common.store.notifier import Notifier
 from common.store.predictions import PredictionStore
 from workers.context import PredictionContext, StopReason
+
+if TYPE_CHECKING:
+    from workers.warden import WardenLink
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +79,20 @@ class Supervisor:
         cancel_notifier: Notifier,
         settings: Settings,
         kill: Callable[[], None] = kill_own_process,
+        grace_margin: float = 0.0,
     ) -> None:
+        """
+        Args:
+            kill: Ends the process that runs the adapter.
+            grace_margin: Seconds past ``INFERQ_CANCEL_GRACE`` before enforcing (the warden's is above 0).
+        """
         self._store = store
         self._notifier = cancel_notifier
         self._settings = settings
         self._kill = kill
+        self._grace = settings.cancel_grace + grace_margin
+        self.warden: WardenLink | None = None
+        """The warden of this process, told of every watch (none inside the warden itself)."""
         self._watches: dict[str, Watch] = {}
         self._signal = threading.Event()
         self._lock = threading.Lock()
@@ -113,6 +130,8 @@ class Supervisor:
             watch = Watch(prediction_id, token, ctx, time.monotonic())
             with self._lock:
                 self._watches[prediction_id] = watch
+            if self.warden is not None:
+                self.warden.watch(prediction_id, token)
             if heard is not None and heard.is_set():
                 self._signal.set()
             try:
@@ -121,6 +140,14 @@ class Supervisor:
                 with self._lock:
                     watch.ended = True
                     self._watches.pop(prediction_id, None)
+                if self.warden is not None:
+                    self.warden.end(prediction_id)
+
+    def in_adapter(self, watch: Watch, inside: bool) -> None:
+        """Marks ``predict`` as running (or done) for ``watch``: only then may a deaf adapter be killed."""
+        watch.in_adapter = inside
+        if self.warden is not None:
+            self.warden.adapter(watch.prediction_id, inside)
 
     def _current(self) -> list[Watch]:
         with self._lock:
@@ -147,7 +174,7 @@ class Supervisor:
         if watch.enforced:
             return self._settings.lease_renew_interval
         if watch.stop_requested_at is not None:
-            deadline = watch.stop_requested_at + self._settings.cancel_grace
+            deadline = watch.stop_requested_at + self._grace
         return max(0.0, min(self._settings.lease_renew_interval, deadline - time.monotonic()))
 
     def _check(self, watch: Watch) -> None:
@@ -160,7 +187,7 @@ class Supervisor:
         elif now - watch.started >= self._settings.max_run_time:
             self._stop(watch, StopReason.TIMED_OUT, now)
         stopped_at = watch.stop_requested_at
-        if stopped_at is not None and now - stopped_at >= self._settings.cancel_grace and not watch.enforced:
+        if stopped_at is not None and now - stopped_at >= self._grace and not watch.enforced:
             self._enforce(watch)
 
     def _stop(self, watch: Watch, reason: StopReason, now: float) -> None:
@@ -191,6 +218,6 @@ class Supervisor:
                 "prediction(s) %s ignored a stop (%s) for %g s; killing the worker process",
                 ", ".join(w.prediction_id for w in running),
                 reason,
-                self._settings.cancel_grace,
+                self._grace,
             )
             self._kill()

@@ -5,6 +5,13 @@ snapshot, renders it exactly as ``GET /v1/predictions/{id}`` would have then,
 and POSTs it. A 2xx drops the snapshot and moves on to the next; anything
 else schedules another attempt with exponential backoff, in Redis (so it
 survives restarts), until ``INFERQ_WEBHOOK_RETRY_WINDOW`` has passed.
+
+An attempt ends by its deadline (``INFERQ_WEBHOOK_TIMEOUT``, however slowly
+the receiver answers), and the lock is renewed before each one, so a second
+task cannot take the outbox over and post beside a slow attempt; a task that
+lost its lock all the same (paused for minutes) stops, and cannot drop a
+snapshot it did not post. Connections go only to addresses just checked
+(see :mod:`workers.webhook_network`).
 """
 
 from __future__ import annotations
@@ -12,20 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
 
 import httpx
+from redis.lock import Lock
 
 from common.config import Settings
 from common.records import Prediction
-from common.store.outbox import Outbox
+from common.store.outbox import Outbox, Snapshot
 from common.webhooks import SIGNATURE_HEADER, WebhookRefused, check_url, signature
 from common.wire import render
+from workers.webhook_network import webhook_client
 
 logger = logging.getLogger(__name__)
-
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-"""How long one delivery attempt may take."""
 
 MAX_BACKOFF = 60.0
 """Seconds between attempts, at most (they start at one and double)."""
@@ -42,7 +47,7 @@ class WebhookDeliverer:
     def __init__(self, outbox: Outbox, settings: Settings, http: httpx.Client | None = None) -> None:
         self.outbox = outbox
         self.settings = settings
-        self.http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self.http = http or webhook_client(settings)
 
     def deliver(self, prediction_id: str) -> None:
         """Delivers what is pending, in order, until done or an attempt fails (then it is scheduled)."""
@@ -51,22 +56,23 @@ class WebhookDeliverer:
             return  # another task is delivering them; it will see anything new
         try:
             while (snapshot := self.outbox.head(prediction_id)) is not None:
-                if not self._attempt(prediction_id, snapshot):
+                if not self.outbox.renew(lock) or not self._attempt(prediction_id, snapshot, lock):
                     return
+            self.outbox.drop_if_empty(prediction_id)  # its outbox may have expired with the record
         finally:
-            lock.release()
+            self.outbox.unlock(lock)
 
-    def _attempt(self, prediction_id: str, snapshot: dict[str, Any]) -> bool:
-        """Posts one snapshot; True when it is done with (delivered or given up on)."""
-        prediction = Prediction.from_snapshot(snapshot)
+    def _attempt(self, prediction_id: str, snapshot: Snapshot, lock: Lock) -> bool:
+        """Posts one snapshot; True when it is done with (delivered or given up on), False when
+        it is scheduled again or the lock lapsed."""
+        prediction = Prediction.from_snapshot(snapshot.fields)
         webhook = prediction.webhook or {}
         url = str(webhook.get("url", ""))
         try:
             check_url(url, allow_private=self.settings.webhook_allow_private)
         except WebhookRefused as e:
             logger.warning("webhook of %s refused, dropped: %s", prediction_id, e.message)
-            self.outbox.delivered(prediction_id)
-            return True
+            return self._drop(prediction_id, lock, snapshot)
         body = json.dumps(render(prediction)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "inferq-webhooks"}
         if webhook.get("secret"):
@@ -74,20 +80,35 @@ class WebhookDeliverer:
         outcome = self._post(url, body, headers)
         logger.info("webhook of %s (%s) to %s: %s", prediction_id, prediction.status, url, outcome)
         if outcome == "delivered":
-            self.outbox.delivered(prediction_id)
-            return True
+            return self._drop(prediction_id, lock, snapshot)
         now = time.time()
-        attempts, first = self.outbox.failed(prediction_id, now)
+        counted = self.outbox.failed(prediction_id, lock, now)
+        if counted is None:
+            return self._lost(prediction_id)
+        attempts, first = counted
         if now - first >= self.settings.webhook_retry_window:
             logger.warning("webhook of %s gave up after %d attempts", prediction_id, attempts)
-            self.outbox.delivered(prediction_id)
-            return True
+            return self._drop(prediction_id, lock, snapshot)
         self.outbox.postpone(prediction_id, now + backoff(attempts))
         return False
 
+    def _drop(self, prediction_id: str, lock: Lock, snapshot: Snapshot) -> bool:
+        """Drops the snapshot done with; False if the lock lapsed meanwhile (it stays, for the holder)."""
+        if self.outbox.delivered(prediction_id, lock, snapshot) is None:
+            return self._lost(prediction_id)
+        return True
+
+    def _lost(self, prediction_id: str) -> bool:
+        logger.warning(
+            "webhooks of %s: the outbox lock lapsed during an attempt; leaving them", prediction_id
+        )
+        return False
+
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
+        """Posts ``body``; reads the status, never the receiver's body."""
         try:
-            response = self.http.post(url, content=body, headers=headers)
+            with self.http.stream("POST", url, content=body, headers=headers) as response:
+                status = response.status_code
         except httpx.HTTPError as e:
             return f"failed ({type(e).__name__}: {e})"
-        return "delivered" if response.is_success else f"failed (HTTP {response.status_code})"
+        return "delivered" if 200 <= status < 300 else f"failed (HTTP {status})"

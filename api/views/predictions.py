@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from flask import Response, current_app, g, request, url_for
 
-from api import predictions, streams
+from api import idempotency, predictions, streams
 from api.blueprint import Blueprint
 from api.docs import sse_events
 from api.prefer import parse_prefer_wait, parse_validate_input
@@ -40,15 +40,16 @@ def _create(version: ModelVersion, body: dict[str, Any]) -> Any:
     found = services()
     validate = parse_validate_input(request.headers.get("Validate-Input"))
     wait = _prefer_wait()
+    key = idempotency.parse(request.headers.get(idempotency.HEADER), request.path, body)
     if validate:
         predictions.validate_input(version, body["input"])
     if body["stream"] and wait is not None:
-        prediction = predictions.create(found, g.owner, version, body, None)
-        response = event_stream(streams.open_stream(found, g.owner, prediction.id, None, wait))
+        prediction = predictions.create(found, g.owner, version, body, None, key)
+        response = event_stream(streams.created_stream(found, prediction.id, wait))
         response.status_code = 201
         response.headers["Location"] = _location(prediction.id)
         return response
-    prediction = predictions.create(found, g.owner, version, body, wait)
+    prediction = predictions.create(found, g.owner, version, body, wait, key)
     return _answer(prediction, 201, {"Location": _location(prediction.id)})
 
 
@@ -73,6 +74,7 @@ def _location(prediction_id: str) -> str:
 @blp.route("/predictions", methods=["POST"])
 @blp.arguments(CreatePredictionSchema)
 @blp.response(201, PredictionSchema)
+@blp.doc(parameters=[idempotency.DOC])
 @blp.alt_response(201, schema=EVENTS, content_type="text/event-stream", description=CREATED, success=True)
 def create_prediction(body: dict[str, Any]) -> Any:
     """Create a prediction on ``owner/name`` (latest version) or ``owner/name:N``."""
@@ -82,6 +84,7 @@ def create_prediction(body: dict[str, Any]) -> Any:
 @blp.route("/models/<owner>/<name>/predictions", methods=["POST"])
 @blp.arguments(CreateModelPredictionSchema)
 @blp.response(201, PredictionSchema)
+@blp.doc(parameters=[idempotency.DOC])
 @blp.alt_response(201, schema=EVENTS, content_type="text/event-stream", description=CREATED, success=True)
 def create_model_prediction(body: dict[str, Any], owner: str, name: str) -> Any:
     """Create a prediction on the latest version of a model."""
@@ -91,6 +94,7 @@ def create_model_prediction(body: dict[str, Any], owner: str, name: str) -> Any:
 @blp.route("/models/<owner>/<name>/versions/<int:number>/predictions", methods=["POST"])
 @blp.arguments(CreateModelPredictionSchema)
 @blp.response(201, PredictionSchema)
+@blp.doc(parameters=[idempotency.DOC])
 @blp.alt_response(201, schema=EVENTS, content_type="text/event-stream", description=CREATED, success=True)
 def create_version_prediction(body: dict[str, Any], owner: str, name: str, number: int) -> Any:
     """Create a prediction on one version of a model."""
@@ -142,7 +146,7 @@ def stream_prediction(query: dict[str, Any], headers: dict[str, Any], prediction
 @blp.route("/predictions/<prediction_id>/cancel", methods=["POST"])
 @blp.response(200, description="Cancellation requested (or done); the body is `null`.")
 def cancel_prediction(prediction_id: str) -> Any:
-    """Cancel a prediction that has not finished (idempotent); 409 once it has."""
+    """Cancel a prediction: idempotent once requested, 409 if it ended otherwise."""
     if not is_prediction_id(prediction_id):
         raise NotFound("Prediction not found")
     predictions.cancel(services(), g.owner, prediction_id)

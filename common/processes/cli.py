@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -20,23 +19,22 @@ from pathlib import Path
 from common.catalog import Catalog
 from common.config import Settings, describe_settings
 from common.errors import ConfigError
-from common.processes.embedded_redis import EmbeddedRedis
+from common.processes.embedded_redis import EmbeddedRedis, kept_secret
 from common.processes.launcher import Launcher, api_command, metrics_directory, worker_command
+from common.processes.relay import Relay
 
 DEV_OWNER = "dev"
 """Owner of the development key ``inferq up`` creates when no keys are configured."""
 
 
 def dev_key(data_dir: Path) -> str:
-    """The development API key, created once and kept in the data directory."""
-    path = data_dir / "dev-key"
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = "sk-dev-" + secrets.token_urlsafe(24)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
-    return key
+    """The development API key, created once (readable by its owner only) in the data directory."""
+    return kept_secret(data_dir / "dev-key", prefix="sk-dev-")
+
+
+def redis_password(data_dir: Path) -> str:
+    """The embedded Redis's password, created once beside the development key."""
+    return kept_secret(data_dir / "redis-password")
 
 
 def _settings() -> Settings:
@@ -63,37 +61,73 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """``inferq up``: Redis (embedded when unset), the API and a worker per queue, until Ctrl-C."""
+    """``inferq up``: Redis (embedded when unset), the API and a worker per queue, until Ctrl-C.
+
+    The processes' output is held back while they start and then printed, so
+    the banner comes last. At a terminal they log plain text lines unless
+    ``INFERQ_LOG_FORMAT`` says otherwise.
+    """
     settings = _settings()
     env = dict(os.environ)
+    if "INFERQ_LOG_FORMAT" not in env and sys.stderr.isatty():
+        env["INFERQ_LOG_FORMAT"] = "text"
     embedded: EmbeddedRedis | None = None
-    launcher = Launcher(env)
+    relay = Relay(sys.stderr)
+    launcher = Launcher(env, relay=relay)
     try:
         catalog = Catalog.load(settings.models_path)
         if not settings.redis_url:
-            embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+            password = redis_password(settings.data_dir)
+            embedded = EmbeddedRedis(settings.data_dir / "redis", password=password, allow_config=False)
+            embedded.start()
             env["INFERQ_REDIS_URL"] = embedded.url
         key = None
         if not settings.api_keys:
             key = dev_key(settings.data_dir)
             env["INFERQ_API_KEYS"] = f"{DEV_OWNER}:{key}"
         base = launcher.start_api(args.host, args.port, args.workers)
-        for queue in [*catalog.queues, settings.webhook_queue]:
+        queues = [*catalog.queues, settings.webhook_queue]
+        for queue in queues:
             launcher.start_worker([queue], name=f"{queue}@{socket.gethostname()}")
-        print(f"inferq is up: {base}/v1", flush=True)
-        print(f"  API key: {key or '(one of INFERQ_API_KEYS)'}", flush=True)
-        queues = ", ".join([*catalog.queues, settings.webhook_queue])
-        print(f"  queues: {queues}; Redis: {env['INFERQ_REDIS_URL']}", flush=True)
-        print("  press Ctrl-C to stop", flush=True)
+        relay.release()
+        relay.settle()
+        print(banner(base, key, queues, env["INFERQ_REDIS_URL"], embedded is not None), flush=True)
         return _supervise(launcher)
     except (ConfigError, RuntimeError) as e:
+        relay.release()
         print(f"inferq up: {e}", file=sys.stderr, flush=True)
         return 1
     finally:
+        relay.release()
         launcher.stop_all()
         if embedded is not None:
             embedded.stop()
         print("inferq up: stopped", flush=True)
+
+
+def banner(base: str, key: str | None, queues: list[str], redis_url: str, embedded: bool) -> str:
+    """What ``inferq up`` prints once every process is ready: where to go, with what key, how to stop."""
+    return "\n".join(
+        [
+            f"inferq is up: {base}/v1",
+            f"  API key: {key or '(one of INFERQ_API_KEYS)'}",
+            f"  in a browser: {base}/ (the console; until it lands, links to the API docs)",
+            f"  API docs: {base}/docs",
+            f"  queues: {', '.join(queues)}",
+            f"  Redis: {redact(redis_url)}{' (embedded)' if embedded else ''}",
+            "  press Ctrl-C to stop",
+        ]
+    )
+
+
+def redact(url: str) -> str:
+    """A Redis URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
 
 
 def _supervise(launcher: Launcher) -> int:

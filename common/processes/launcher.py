@@ -22,6 +22,7 @@ from typing import IO
 
 import redis
 
+from common.processes.relay import Relay
 from common.store import keys
 
 STOP_TIMEOUT = 30.0
@@ -83,21 +84,25 @@ def worker_command(queues: str | None, concurrency: int, hostname: str | None) -
 class Launcher:
     """Starts processes with one environment, waits for them to be ready, and stops them all."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path | None = None, relay: Relay | None = None) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.relay = relay
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         """Starts ``command`` as ``name``.
 
         Its output goes to ``<log_dir>/<name>.log`` when a log directory is set,
-        else to this process's stderr (keeping stdout for what ``inferq up`` prints).
+        else through the relay when there is one, else to this process's stderr
+        (keeping stdout for what ``inferq up`` prints).
         """
-        output: IO[bytes] | None = None
+        output: IO[bytes] | int | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = (self.log_dir / f"{name}.log").open("ab")
+        elif self.relay is not None:
+            output = subprocess.PIPE
         process = subprocess.Popen(
             command,
             env=self.env,
@@ -106,7 +111,9 @@ class Launcher:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        if output is not None:
+        if self.relay is not None and process.stdout is not None:
+            self.relay.attach(process.stdout, name)
+        elif output is not None and not isinstance(output, int):
             output.close()
         self.processes[name] = process
         return process

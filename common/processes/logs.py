@@ -48,13 +48,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(log_format: str, level: str) -> None:
-    """Sends every log record to stderr, as JSON (``json``) or plain lines (``text``)."""
+class TextFormatter(logging.Formatter):
+    """Formats a record as one plain line for a terminal: ``time level process[pid] logger: message``."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        who = f"{self.process}[{record.process}] {record.name}"
+        line = f"{clock} {record.levelname:<7} {who}: {record.getMessage()}"
+        ids = [value for value in (request_id.get(), prediction_id.get()) if value]
+        if ids:
+            line += f" ({' '.join(ids)})"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure(log_format: str, level: str, process: str) -> None:
+    """Sends every log record to stderr, as JSON (``json``) or plain lines (``text``).
+
+    Args:
+        log_format: ``json`` for log collectors, ``text`` for a person at a terminal.
+        level: The lowest level logged.
+        process: What the text lines call this process (``api``, or a worker's name).
+    """
     handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -4,11 +4,16 @@ A pool process announces the worker when its models are loaded; from then on
 the worker's main process keeps the announcement fresh (re-creating it if it
 vanished, say after a Redis restart), so readiness means "can run a prediction
 now", not merely "started".
+
+Every score is on the Redis server's clock (``TIME``), as in the store's
+scripts, never on a host's: a worker whose host clock runs behind would
+otherwise write heartbeats that have already lapsed (and vanish from
+``/readyz``), and one whose clock runs ahead would drop the others' as lapsed.
 """
 
 from __future__ import annotations
 
-import time
+import redis
 
 from common.store import keys
 from common.store.predictions import PredictionStore
@@ -36,7 +41,7 @@ class Heartbeat:
         self._announced = self._announced or refreshed
 
     def _write(self, *, refresh_only: bool) -> bool:
-        now = time.time()
+        now = redis_clock(self.store.redis)
         pipe = self.store.redis.pipeline(transaction=False)
         for queue in self.queues:
             entry = {self.worker: now + HEARTBEAT_TTL}
@@ -55,4 +60,10 @@ class Heartbeat:
 
 def live_workers(store: PredictionStore, queue: str) -> int:
     """How many workers heart-beat on ``queue`` recently."""
-    return int(store.redis.zcount(keys.worker_heartbeats(queue), time.time(), "+inf"))
+    return int(store.redis.zcount(keys.worker_heartbeats(queue), redis_clock(store.redis), "+inf"))
+
+
+def redis_clock(client: redis.Redis) -> float:
+    """The Redis server's time (unix seconds): the one clock every process shares."""
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000

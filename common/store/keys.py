@@ -50,6 +50,12 @@ def owner_predictions(owner: str) -> str:
     return f"{PREFIX}:owner:{owner}:predictions"
 
 
+def idempotency_key(owner: str, key: str) -> str:
+    """String ``<prediction id> <request fingerprint>``: the prediction an owner's ``Idempotency-Key``
+    created (set by the create script, with the prediction, so one key makes one prediction)."""
+    return f"{PREFIX}:owner:{owner}:idempotency:{key}"
+
+
 def prediction_counts() -> str:
     """Hash of ``owner/name`` to how many predictions the model was asked for."""
     return f"{PREFIX}:prediction-counts"

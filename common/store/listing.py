@@ -2,6 +2,9 @@
 
 Prediction ids are time-ordered UUIDs, so an owner's index is one sorted set
 with every score 0, ordered lexicographically: paging is a range by id.
+A listing drops the entries it finds expired; the create script drops an
+owner's oldest expired ones, a few per create, so the index of an owner who
+never lists does not grow without bound.
 """
 
 from __future__ import annotations

@@ -3,51 +3,67 @@
 The store's scripts append a snapshot at every status change and mark the
 prediction due; the delivering task takes the first snapshot, posts it, and
 drops it once delivered (or given up on), or schedules its next attempt.
+
+One task at a time delivers a prediction's outbox, holding its lock. The lock
+lapses after :data:`LOCK_SECONDS` unrenewed (so a crashed task does not hold it
+for ever); the task renews it before each attempt, whose deadline is far
+shorter. Should it lapse all the same (a process paused for minutes), the
+writes are fenced: only the lock's holder can drop a snapshot or count a
+failure, and only the snapshot it posted.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from common.store import keys
 
 LOCK_SECONDS = 120
-"""How long one delivering task may hold a prediction's outbox before another may take it over."""
+"""How long a delivering task's hold on an outbox lasts unrenewed (it renews before every attempt,
+and an attempt takes at most ``common.config.WEBHOOK_TIMEOUT_MAX``)."""
+
+ATTEMPTS_TTL = 7 * 24 * 3600
+"""Seconds a count of failed attempts is kept."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The first snapshot waiting in an outbox: as stored (to recognise it by) and decoded."""
+
+    raw: str
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The record hash plus ``logs``, as the store's scripts took it."""
+        return cast(dict[str, Any], json.loads(self.raw))
 
 
 class Outbox:
     """Reads and updates webhook outboxes; safe to share between threads."""
 
     def __init__(self, client: redis.Redis) -> None:
+        gone = resources.files("common.store").joinpath("lua", "webhook_gone.lua").read_text()
+        self._gone = client.register_script(gone)
         self.redis = client
-        source = resources.files("common.store").joinpath("lua", "webhook_delivered.lua").read_text()
-        self._delivered = client.register_script(source)
+        lua = resources.files("common.store").joinpath("lua")
+        self._delivered = client.register_script(lua.joinpath("webhook_delivered.lua").read_text())
+        self._failed = client.register_script(lua.joinpath("webhook_failed.lua").read_text())
 
     def due(self, now: float, limit: int = 100) -> list[str]:
         """Predictions whose next delivery attempt is due."""
         return cast(list[str], self.redis.zrangebyscore(keys.webhooks_due(), "-inf", now, start=0, num=limit))
 
-    def postpone(self, prediction_id: str, until: float) -> None:
-        """Makes the next attempt wait until ``until`` (unless it is no longer due at all)."""
-        self.redis.zadd(keys.webhooks_due(), {prediction_id: until}, xx=True)
-
-    def lock(self, prediction_id: str) -> redis.lock.Lock | None:
-        """The prediction's delivery lock, if no other task holds it."""
-        lock = self.redis.lock(keys.webhook_lock(prediction_id), timeout=LOCK_SECONDS, blocking=False)
-        return lock if lock.acquire() else None
-
-    def head(self, prediction_id: str) -> dict[str, Any] | None:
-        """The first snapshot waiting for delivery (a record hash plus ``logs``), or None."""
-        raw = cast(str | None, self.redis.lindex(keys.webhook_outbox(prediction_id), 0))
-        return None if raw is None else cast(dict[str, Any], json.loads(raw))
-
-    def delivered(self, prediction_id: str) -> int:
-        """Drops the first snapshot; returns how many remain."""
-        found = self._delivered(
+    def drop_if_empty(self, prediction_id: str) -> bool:
+        """Stops the prediction being due when its outbox is empty or gone (it expired with the
+        record), so it is not asked for again forever; returns whether it was dropped."""
+        found = self._gone(
             keys=[
                 keys.webhook_outbox(prediction_id),
                 keys.webhook_attempts(prediction_id),
@@ -55,15 +71,64 @@ class Outbox:
             ],
             args=[prediction_id],
         )
-        return int(found)
+        return bool(found)
 
-    def failed(self, prediction_id: str, now: float) -> tuple[int, float]:
-        """Records a failed attempt at the first snapshot; returns ``(attempts, first failure time)``."""
-        pipe = self.redis.pipeline(transaction=True)
-        attempts = keys.webhook_attempts(prediction_id)
-        pipe.hincrby(attempts, "count", 1)
-        pipe.hsetnx(attempts, "first", repr(now))
-        pipe.hget(attempts, "first")
-        pipe.expire(attempts, 7 * 24 * 3600)
-        count, _, first, _ = pipe.execute()
+    def postpone(self, prediction_id: str, until: float) -> None:
+        """Makes the next attempt wait until ``until`` (unless it is no longer due at all)."""
+        self.redis.zadd(keys.webhooks_due(), {prediction_id: until}, xx=True)
+
+    def lock(self, prediction_id: str) -> Lock | None:
+        """The prediction's delivery lock, if no other task holds it."""
+        lock = self.redis.lock(keys.webhook_lock(prediction_id), timeout=LOCK_SECONDS, blocking=False)
+        return lock if lock.acquire() else None
+
+    def renew(self, lock: Lock) -> bool:
+        """Gives ``lock`` its full time again; False when it lapsed and is no longer ours."""
+        try:
+            return bool(lock.reacquire())
+        except LockError:
+            return False
+
+    def unlock(self, lock: Lock) -> None:
+        """Releases ``lock``, unless it lapsed (then it is someone else's, or no one's)."""
+        try:
+            lock.release()
+        except LockError:
+            pass
+
+    def head(self, prediction_id: str) -> Snapshot | None:
+        """The first snapshot waiting for delivery, or None."""
+        raw = cast(str | None, self.redis.lindex(keys.webhook_outbox(prediction_id), 0))
+        return None if raw is None else Snapshot(raw)
+
+    def delivered(self, prediction_id: str, lock: Lock, snapshot: Snapshot) -> int | None:
+        """Drops ``snapshot``, the first; returns how many remain, or None if ``lock`` lapsed."""
+        found = self._delivered(
+            keys=[
+                keys.webhook_outbox(prediction_id),
+                keys.webhook_attempts(prediction_id),
+                keys.webhooks_due(),
+                keys.webhook_lock(prediction_id),
+            ],
+            args=[prediction_id, _token(lock), snapshot.raw],
+        )
+        return None if int(found) < 0 else int(found)
+
+    def failed(self, prediction_id: str, lock: Lock, now: float) -> tuple[int, float] | None:
+        """Records a failed attempt at the first snapshot; returns ``(attempts, first failure
+        time)``, or None if ``lock`` lapsed."""
+        found = self._failed(
+            keys=[keys.webhook_attempts(prediction_id), keys.webhook_lock(prediction_id)],
+            args=[_token(lock), repr(now), ATTEMPTS_TTL],
+        )
+        if not found:
+            return None
+        count, first = found
         return int(count), float(first)
+
+
+def _token(lock: Lock) -> bytes:
+    token = lock.local.token
+    if token is None:
+        raise LockError("the lock is not held")
+    return cast(bytes, token)

@@ -21,7 +21,13 @@ from typing import Any, cast
 import redis
 
 from common.config import Settings
-from common.errors import NotFound, QueueFull
+from common.errors import (
+    IdempotencyKeyExpired,
+    IdempotencyKeyReused,
+    InputTooLarge,
+    NotFound,
+    QueueFull,
+)
 from common.records import Prediction, PredictionError, Status
 from common.store import keys
 from common.store.events import EventLog
@@ -29,6 +35,17 @@ from common.store.lanes import Hint, Lanes
 from common.store.listing import OwnerIndex
 from common.store.overdue import Overdue
 from common.store.scripts import Scripts
+
+IDEMPOTENCY_TTL = 24 * 3600
+"""Seconds an ``Idempotency-Key`` keeps naming the prediction it created (as Stripe keeps them)."""
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A create's ``Idempotency-Key`` (scoped to the prediction's owner) and its request's fingerprint."""
+
+    key: str
+    fingerprint: str
 
 
 class ClaimOutcome(StrEnum):
@@ -53,10 +70,13 @@ class CancelOutcome(StrEnum):
 
     MISSING = "missing"
     TERMINAL = "terminal"
+    """It ended otherwise (succeeded, failed, abandoned) with no cancellation requested."""
     CANCELLED = "cancelled"
     """It was not running, and is now cancelled."""
     REQUESTED = "requested"
     """It is running; its worker was told to stop."""
+    REPEATED = "repeated"
+    """It has ended, and its cancellation had been requested: a repeat of a request already taken."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,7 @@ class PredictionStore:
         *,
         batched: bool = False,
         max_queue_depth: int = 0,
+        idempotency: Idempotency | None = None,
     ) -> Prediction:
         """Stores a new pending prediction, indexes it for its owner and queues ``message``, atomically.
 
@@ -117,17 +138,31 @@ class PredictionStore:
                 that opens its event log.
             batched: Its version gathers predictions into batches: leave a hint in its lane.
             max_queue_depth: Refuse when the queue already holds this many tasks (0: never).
+            idempotency: The request's key: in the same step, it is made to name this
+                prediction for ``IDEMPOTENCY_TTL`` seconds, unless it already names another.
 
         Returns:
-            The record with ``created_at``/``updated_at`` set from the Redis clock.
+            The record with ``created_at``/``updated_at`` set from the Redis clock; or, when
+            ``idempotency`` already names an earlier prediction of the same request, that
+            prediction as it stands (and nothing was stored).
 
         Raises:
+            InputTooLarge: When the input, as stored, exceeds ``INFERQ_MAX_INPUT_BYTES``; nothing was stored.
             QueueFull: When the queue holds ``max_queue_depth`` tasks; nothing was stored.
+            IdempotencyKeyReused: The key names a prediction of a different request (422).
+            IdempotencyKeyExpired: The key names a prediction that no longer exists (410).
         """
         fields = prediction.to_hash()
+        if len(fields["input"]) > self.settings.max_input_bytes:
+            raise InputTooLarge(
+                f"The input is {len(fields['input'])} bytes as JSON; at most "
+                f"{self.settings.max_input_bytes} are accepted (INFERQ_MAX_INPUT_BYTES).",
+                param="input",
+            )
         for name in ("created_at", "updated_at"):
             fields.pop(name)
         flat = [item for pair in fields.items() for item in pair]
+        mapping = f"{prediction.id} {idempotency.fingerprint}" if idempotency else ""
         created = self._run(
             "create",
             prediction.id,
@@ -137,18 +172,34 @@ class PredictionStore:
             init_event,
             max_queue_depth,
             keys.lanes_channel(),
+            mapping,
+            IDEMPOTENCY_TTL,
             *flat,
             extra_keys=[
                 keys.owner_predictions(prediction.owner),
                 keys.celery_queue(prediction.queue),
                 keys.prediction_counts(),
+                *([keys.idempotency_key(prediction.owner, idempotency.key)] if idempotency else []),
                 *([keys.batch_lane(prediction.model.key)] if batched else []),
             ],
         )
         if created == "full":
             raise QueueFull(f"The queue of {prediction.model.key} is full; retry shortly", retry_after=5)
+        if isinstance(created, list):
+            assert idempotency is not None  # only a keyed create finds an earlier prediction
+            return self._earlier(prediction.owner, idempotency, created[1])
         prediction.created_at = prediction.updated_at = float(created)
         return prediction
+
+    def _earlier(self, owner: str, idempotency: Idempotency, mapping: str) -> Prediction:
+        """The prediction that ``mapping`` (``<id> <fingerprint>``) names, if made by the same request."""
+        prediction_id, _, fingerprint = mapping.partition(" ")
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(prediction_id)
+        earlier = self.get(prediction_id)
+        if earlier is None or earlier.owner != owner:
+            raise IdempotencyKeyExpired(prediction_id)
+        return earlier
 
     def prediction_counts(self) -> dict[str, int]:
         """How many predictions each model (``owner/name``) was asked for, ever."""
@@ -191,7 +242,8 @@ class PredictionStore:
 
         An unclaimed prediction is cancelled on the spot, whether or not any worker
         is up; a running one is flagged (the flag is the source of truth) and its
-        worker is told on the cancel channel.
+        worker is told on the cancel channel. Once the flag is recorded, every
+        repeat is answered as the first request was, whatever the status now.
         """
         return CancelOutcome(self._run("cancel", prediction_id, owner))
 

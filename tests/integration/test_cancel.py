@@ -29,9 +29,7 @@ def test_a_queued_prediction_is_cancelled_at_once_with_no_worker_up_and_never_ru
     alice.predictions.cancel(queued["id"])
 
     assert alice.predictions.get(queued["id"])["status"] == "cancelled"
-    with pytest.raises(httpx.HTTPStatusError) as again:
-        alice.predictions.cancel(queued["id"])
-    assert again.value.response.status_code == 409
+    alice.predictions.cancel(queued["id"])  # a retried cancel: the request was taken, no error
 
     start_worker(["tests.idle"])
     later = alice.predictions.create(model="tests/idle", input={"record_to": str(record)}, wait=True)
@@ -52,6 +50,35 @@ def test_a_running_cooperative_prediction_stops_and_ends_cancelled(
     assert wait_for_status(stack.env["INFERQ_REDIS_URL"], running["id"], TERMINAL) == "cancelled"
     ended = alice.predictions.get(running["id"])
     assert ended["status"] == "cancelled" and ended["error"] is None and ended["output"] is None
+
+
+def test_a_repeat_cancel_after_the_cancellation_took_effect_answers_200_null(
+    alice: wriftai.Client, stack: Stack, start_worker: Callable[..., str]
+) -> None:
+    start_worker(["tests.slow"])
+    running = alice.predictions.create(model="tests/slow", input={"seconds": 120})
+    wait_for_status(stack.env["INFERQ_REDIS_URL"], running["id"], {"started"})
+    alice.predictions.cancel(running["id"])
+    assert wait_for_status(stack.env["INFERQ_REDIS_URL"], running["id"], TERMINAL) == "cancelled"
+
+    alice.predictions.cancel(running["id"])  # the client retries (its first answer was lost to a proxy)
+    with stack.http("alice") as http:
+        again = http.post(f"/v1/predictions/{running['id']}/cancel")
+    assert (again.status_code, again.headers["content-type"], again.text) == (200, "application/json", "null")
+    assert alice.predictions.get(running["id"])["status"] == "cancelled"
+
+
+def test_cancelling_a_prediction_that_failed_is_409_every_time(
+    alice: wriftai.Client, start_worker: Callable[..., str]
+) -> None:
+    start_worker(["tests.raises"])
+    failed = alice.predictions.create(model="tests/raises", input={"message": "no good"}, wait=True)
+    assert failed["status"] == "failed"
+    for _ in range(2):
+        with pytest.raises(httpx.HTTPStatusError) as raised:
+            alice.predictions.cancel(failed["id"])
+        assert raised.value.response.status_code == 409
+    assert alice.predictions.get(failed["id"])["status"] == "failed"
 
 
 def test_echo_cancelled_mid_delay(alice: wriftai.Client, stack: Stack) -> None:

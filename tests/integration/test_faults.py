@@ -154,7 +154,7 @@ def test_a_cancel_storm_ends_every_prediction_by_the_contract(stack: Stack, term
         assert set(codes) <= {200, 409}, (pid, codes)
         if 200 in codes:
             assert statuses[pid] == "cancelled", (pid, codes, statuses[pid])
-            assert codes.index(200) == 0  # once terminal, every later cancel is a 409
+            assert set(codes) == {200}, (pid, codes)  # once taken, every repeat is taken too
         else:
             assert statuses[pid] == "succeeded", (pid, codes, statuses[pid])
     outcome = collections.Counter(statuses.values())

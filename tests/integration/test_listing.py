@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import redis
 import wriftai
 
+from common.store import keys
 from tests.integration.conftest import Stack
 
 
@@ -103,3 +105,18 @@ def test_unknown_query_parameters_are_ignored(stack: Stack) -> None:
 
 def test_list_needs_auth(stack: Stack) -> None:
     assert httpx.get(f"{stack.base_url}/v1/predictions").status_code == 401
+
+
+def test_the_index_of_an_owner_who_never_lists_keeps_only_what_has_not_expired(
+    alice: wriftai.Client, stack: Stack
+) -> None:
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    try:
+        old = _create(alice, 6)
+        client.delete(*(keys.prediction(prediction_id) for prediction_id in old))  # their retention passed
+
+        new = _create(alice, 2)
+
+        assert client.zrange(keys.owner_predictions("alice"), 0, -1) == new
+    finally:
+        client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import wriftai
 from wriftai import WebhookSignatureMismatchError
 
 from common.processes.embedded_redis import free_port
 from common.processes.launcher import Launcher
+from common.store import keys
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack
 
@@ -123,6 +126,48 @@ def test_a_webhook_without_secret_or_with_null_secret(alice: wriftai.Client, rec
         model="inferq/echo", input={"prompt": "x"}, webhook={"url": receiver.url, "secret": None}, wait=True
     )
     assert _statuses(receiver.wait_for_terminal())[-1] == "succeeded"
+
+
+def _stops_being_due(client: redis.Redis, prediction_id: str, timeout: float) -> bool:
+    """Whether the prediction leaves ``webhooks-due`` within ``timeout`` (heard as keyspace events)."""
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    client.config_set("notify-keyspace-events", "Kz")
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(f"__keyspace@{db}__:{keys.webhooks_due()}")
+    try:
+        pubsub.get_message(ignore_subscribe_messages=False, timeout=5)  # subscribed
+        deadline = time.monotonic() + timeout
+        while client.zscore(keys.webhooks_due(), prediction_id) is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            pubsub.get_message(timeout=remaining)
+        return True
+    finally:
+        pubsub.close()
+        client.config_set("notify-keyspace-events", "")
+
+
+def test_a_due_webhook_whose_outbox_expired_is_dropped_not_asked_for_forever(
+    alice: wriftai.Client, receiver: Receiver, stack: Stack
+) -> None:
+    receiver.failures = 10**9  # the receiver is down for longer than the prediction is kept
+    done = alice.predictions.create(
+        model="inferq/echo", input={"prompt": "kept too briefly"}, webhook={"url": receiver.url}, wait=True
+    )
+    with receiver.changed:
+        assert receiver.changed.wait_for(lambda: receiver.attempts >= 1, 30)
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    try:
+        pid = done["id"]
+        assert client.zscore(keys.webhooks_due(), pid) is not None
+        # The retention passes: the record expires, and its outbox with it (as EXPIRE would do).
+        client.delete(keys.prediction(pid), keys.prediction_logs(pid), keys.webhook_outbox(pid))
+
+        assert _stops_being_due(client, pid, timeout=20)
+        assert not client.exists(keys.webhook_attempts(pid))
+    finally:
+        client.close()
 
 
 def test_private_addresses_are_refused_by_default(tmp_path: Path, stack: Stack) -> None:

@@ -11,6 +11,7 @@ models file.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -199,10 +200,13 @@ def test_the_compose_file_is_valid_against_the_compose_specification(
     raw: dict[str, Any], compose: dict[str, Any]
 ) -> None:
     if not SCHEMA_FILE.is_file():
-        pytest.fail(
-            f"the Compose Specification schema is missing: expected {SCHEMA_FILE} "
-            "(the shared/ directory beside the checkout, as CI has it)"
+        missing = (
+            f"the Compose Specification's JSON Schema is not at {SCHEMA_FILE}: it comes from the "
+            "shared/ directory beside the checkout (shared/data/compose-spec.schema.json), which CI has"
         )
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     validator = jsonschema.Draft7Validator(schema)

@@ -69,3 +69,19 @@ def test_page_skips_and_unindexes_expired_records(
     assert client.zscore(keys.owner_predictions("alice"), six[4]) is None
     assert client.zscore(keys.owner_predictions("alice"), six[3]) is None
     assert client.zcard(keys.owner_predictions("alice")) == 4
+
+
+def test_creating_drops_the_oldest_expired_entries_a_few_at_a_time(
+    store: PredictionStore, client: fakeredis.FakeRedis, six: list[str]
+) -> None:
+    index = keys.owner_predictions("alice")
+    client.delete(*(keys.prediction(prediction_id) for prediction_id in six[:5]))  # expired, never listed
+    fresh = new(store).id
+    assert client.zrange(index, 0, -1) == [six[4], six[5], fresh]  # at most four dropped per create
+    newer = new(store).id
+    assert client.zrange(index, 0, -1) == [six[5], fresh, newer]
+
+    client.delete(keys.prediction(fresh))  # behind a live one: left for later (or for a listing)
+    latest = new(store).id
+    assert client.zrange(index, 0, -1) == [six[5], fresh, newer, latest]
+    assert client.zcard(keys.owner_predictions("bob")) == 1

@@ -7,12 +7,19 @@ from collections.abc import Callable
 import fakeredis
 import pytest
 
-from common.errors import NotFound
+from common.errors import IdempotencyKeyExpired, IdempotencyKeyReused, NotFound, QueueFull
 from common.ids import new_prediction_id
 from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.store import keys
 from common.store.notifier import split_news
-from common.store.predictions import CancelOutcome, ClaimOutcome, Ending, PredictionStore
+from common.store.predictions import (
+    IDEMPOTENCY_TTL,
+    CancelOutcome,
+    ClaimOutcome,
+    Ending,
+    Idempotency,
+    PredictionStore,
+)
 from tests.unit.stores import (
     MODEL,
     QUEUE,
@@ -50,6 +57,54 @@ def test_create_is_idempotent(store: PredictionStore, client: fakeredis.FakeRedi
     assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"task {created.id}"]
     assert client.zcard(keys.pending()) == client.zcard(keys.owner_predictions("alice")) == 1
     assert store.get(created.id) == created
+
+
+def _keyed(store: PredictionStore, key: Idempotency, owner: str = "alice") -> Prediction:
+    prediction_id = new_prediction_id()
+    prediction = Prediction(prediction_id, owner, MODEL, QUEUE, {"prompt": "hi"}, Status.PENDING, 0.0, 0.0)
+    return store.create(prediction, f"task {prediction_id}", idempotency=key)
+
+
+def test_an_idempotency_key_makes_one_prediction(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    key = Idempotency("retry-me", "fingerprint")
+    first = _keyed(store, key)
+    again = _keyed(store, key)
+    assert again == first
+    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"task {first.id}"]
+    assert client.zcard(keys.owner_predictions("alice")) == 1
+    mapping = keys.idempotency_key("alice", "retry-me")
+    assert client.get(mapping) == f"{first.id} fingerprint"
+    assert IDEMPOTENCY_TTL - 5 < client.ttl(mapping) <= IDEMPOTENCY_TTL
+    assert _keyed(store, key, owner="bob").id != first.id  # keys are per owner
+
+
+def test_a_repeated_create_script_keeps_its_own_key(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    key = Idempotency("k", "f")
+    first = _keyed(store, key)
+    again = Prediction(first.id, "alice", MODEL, QUEUE, {"prompt": "hi"}, Status.PENDING, 0.0, 0.0)
+    assert store.create(again, "task again", idempotency=key).created_at == first.created_at  # a Redis retry
+    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"task {first.id}"]
+
+
+def test_an_idempotency_key_reused_or_expired(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    first = _keyed(store, Idempotency("k", "f"))
+    with pytest.raises(IdempotencyKeyReused) as reused:
+        _keyed(store, Idempotency("k", "another request"))
+    assert reused.value.prediction_id == first.id and reused.value.status_code == 422
+    client.delete(keys.prediction(first.id))
+    with pytest.raises(IdempotencyKeyExpired):
+        _keyed(store, Idempotency("k", "f"))
+    assert client.zcard(keys.owner_predictions("alice")) == 1  # neither stored anything
+
+
+def test_a_full_queue_does_not_take_the_key(store: PredictionStore, client: fakeredis.FakeRedis) -> None:
+    new(store)
+    prediction = Prediction(new_prediction_id(), "alice", MODEL, QUEUE, {}, Status.PENDING, 0.0, 0.0)
+    with pytest.raises(QueueFull):
+        store.create(prediction, "task", max_queue_depth=1, idempotency=Idempotency("k", "f"))
+    assert client.get(keys.idempotency_key("alice", "k")) is None
 
 
 def test_get_missing_and_get_owned(store: PredictionStore) -> None:
@@ -311,6 +366,23 @@ def test_cancel_terminal_missing_and_foreign(store: PredictionStore) -> None:
     assert status(store, prediction.id) is Status.SUCCEEDED
 
 
+def test_a_repeat_cancel_after_it_took_effect_is_a_repeat_not_a_conflict(store: PredictionStore) -> None:
+    queued = new(store)
+    assert store.request_cancel(queued.id, "alice") is CancelOutcome.CANCELLED
+    assert store.request_cancel(queued.id, "alice") is CancelOutcome.REPEATED
+    assert store.request_cancel(queued.id, "bob") is CancelOutcome.MISSING
+
+
+def test_a_recorded_request_answers_a_repeat_even_if_it_ended_otherwise(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    prediction = claimed(store, "t1")
+    store.finish(prediction.id, "t1", Status.SUCCEEDED)
+    client.hset(keys.prediction(prediction.id), "cancel_requested", "1")  # no script does this
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REPEATED
+    assert status(store, prediction.id) is Status.SUCCEEDED
+
+
 def test_claim_of_a_cancel_requested_unclaimed_prediction_cancels_it(
     store: PredictionStore, client: fakeredis.FakeRedis, updates: Callable[[], list[str]]
 ) -> None:
@@ -339,4 +411,4 @@ def test_a_cancel_accepted_before_the_end_wins(store: PredictionStore) -> None:
 
     ended = store.get(prediction.id)
     assert ended is not None and ended.status is Status.CANCELLED and ended.output is None
-    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.TERMINAL
+    assert store.request_cancel(prediction.id, "alice") is CancelOutcome.REPEATED  # a retry, not a conflict

@@ -28,6 +28,9 @@ from common.webhooks import WebhookRefused, check_url, signature
         "http://[fe80::1]/x",
         "http://[fd00:ec2::254]/x",
         "http://[::ffff:10.0.0.1]/x",
+        "http://[2002:7f00:1::1]/x",  # 6to4 around 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/x",  # 6to4 around 169.254.169.254
+        "http://[fec0::1]/x",  # site-local
     ],
 )
 def test_non_public_addresses_are_refused(url: str) -> None:

@@ -1,0 +1,55 @@
+"""A working Redis that refuses writes for now (``maxmemory`` reached, a replica after a failover):
+the API answers ``503`` with ``Retry-After`` and stores nothing, never a ``500``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+import redis
+import wriftai
+
+from tests.conftest import KEYS, stored
+from tests.integration.conftest import Stack
+
+
+@pytest.fixture(params=["oom", "readonly"])
+def refusing(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Iterator[str]:
+    """The private Redis refusing writes, as it would at ``maxmemory`` or after a failover."""
+    if request.param == "oom":
+        redis_client.config_set("maxmemory", "1")
+    else:
+        redis_client.execute_command("REPLICAOF", "127.0.0.1", "1")  # nothing listens there
+    try:
+        yield request.param
+    finally:
+        if request.param == "oom":
+            redis_client.config_set("maxmemory", "0")
+        else:
+            redis_client.execute_command("REPLICAOF", "NO", "ONE")
+
+
+def test_a_create_while_redis_refuses_writes_is_503_and_stores_nothing(
+    stack: Stack, redis_client: redis.Redis, refusing: str
+) -> None:
+    with httpx.Client() as http:
+        client = wriftai.Client(
+            access_token=KEYS["alice"], api_base_url=f"{stack.base_url}/v1", http_client=http, max_retries=0
+        )
+        with pytest.raises(httpx.HTTPStatusError) as raised:
+            client.predictions.create(model="inferq/echo", input={"prompt": "refused"})
+    response = raised.value.response
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "x-prediction-id" not in response.headers
+    assert stored(redis_client) == []
+
+
+def test_an_openai_call_while_redis_refuses_writes_is_503(stack: Stack, refusing: str) -> None:
+    client = openai.OpenAI(api_key=KEYS["alice"], base_url=f"{stack.base_url}/v1", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.embeddings.create(model="inferq/hash-embed", input="refused")
+    assert raised.value.status_code == 503
