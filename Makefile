@@ -18,7 +18,7 @@ install: $(BIN)/python
 # torch==2.13.0 is the CPU wheel these machines keep on disk; any other version downloads gigabytes.
 install-dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,embeddings,diffusers]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,embeddings,diffusers,bench]"
 
 up: install
 	$(BIN)/inferq up

@@ -16,7 +16,7 @@ Latency ends when this process's subscriber to the updates channel receives
 ``<id> cancelled``. For scale, the same run times a ``GET /v1/predictions/<id>``
 round trip (the baseline: the cheapest request of the API, on the same connection).
 
-    python bench/cancel_latency.py [--queued 100] [--running 50] [--deaf 10] [--grace 1]
+    python bench/cancel_latency.py [--queued 100] [--running 50] [--deaf 10] [--grace 1] [--record]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client import Client
+from goals import goal
 from harness import describe, free_port, percentile, stack
+from record import Run, add_record_option, baseline
 from updates import Updates
 
 MODELS = {
@@ -112,6 +114,11 @@ class Bench:
         return time.perf_counter() - started
 
 
+def goal_seconds(figure: str) -> float:
+    """The bound of this benchmark's goal on ``figure`` (in milliseconds), in seconds."""
+    return goal("cancel_latency", figure).bound / 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,7 +127,9 @@ def main() -> int:
     parser.add_argument("--running", type=int, default=50, help="samples of running cooperative ones")
     parser.add_argument("--deaf", type=int, default=10, help="samples of running deaf ones")
     parser.add_argument("--grace", type=float, default=1.0, help="INFERQ_CANCEL_GRACE, seconds")
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run("cancel_latency", args)
     with stack({"INFERQ_CANCEL_GRACE": f"{args.grace:g}"}) as s:
         models = Path(s.workdir) / "models.yaml"
         models.write_text(json.dumps(MODELS, indent=1))
@@ -139,29 +148,43 @@ def main() -> int:
                 cooperative()
             reference = bench.create("bench/idle", {"prompt": "looked at"})
             kinds: dict[str, tuple[Callable[[], float], int, float]] = {
-                "queued": (bench.queued, args.queued, 0.020),
-                "running, cooperative": (cooperative, args.running, 0.100),
-                "running, deaf": (deaf, args.deaf, args.grace + 1.0),
+                "queued": (bench.queued, args.queued, goal_seconds("queued p99 ms")),
+                "running, cooperative": (cooperative, args.running, goal_seconds("cooperative p99 ms")),
+                "running, deaf": (deaf, args.deaf, args.grace + goal_seconds("deaf p99 beyond grace ms")),
             }
-            baseline: list[float] = []
+            baseline_samples: list[float] = []
             results: dict[str, list[float]] = {}
             for label, (sample, count, _) in kinds.items():
                 results[label] = []
                 for _ in range(count):
                     results[label].append(sample())
-                    baseline.append(bench.baseline(reference))
+                    baseline_samples.append(bench.baseline(reference))
         finally:
             bench.api.close()
             updates.close()
-    print(f"{'baseline: GET prediction':26} {describe(baseline)}")
+    print(f"{'baseline: GET prediction':26} {describe(baseline_samples)}")
     verdicts = []
-    for label, (_, _, goal) in kinds.items():
+    for label, (_, _, bound) in kinds.items():
         samples = results[label]
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
-        met = "meets" if p99 <= goal else "misses"
-        print(f"{label:26} {describe(samples)}; p99 {p99 / goal:.2f} × the goal of {goal * 1000:g} ms: {met}")
+        met = "meets" if p99 <= bound else "misses"
+        print(
+            f"{label:26} {describe(samples)}; p99 {p99 / bound:.2f} × the goal of {bound * 1000:g} ms: {met}"
+        )
         verdicts.append(f"{label} p50 {p50 * 1000:.1f}/p99 {p99 * 1000:.1f} ms ({met})")
     print(f"cancel latency (grace {args.grace:g} s): " + "; ".join(verdicts))
+    figures = {}
+    for label, name in (
+        ("queued", "queued"),
+        ("running, cooperative", "cooperative"),
+        ("running, deaf", "deaf"),
+    ):
+        figures[f"{name} p50 ms"] = percentile(results[label], 0.5) * 1000
+        figures[f"{name} p99 ms"] = percentile(results[label], 0.99) * 1000
+    figures["deaf p99 beyond grace ms"] = figures["deaf p99 ms"] - args.grace * 1000
+    recording.finish(
+        figures, baseline("GET /v1/predictions/<id> p50", percentile(baseline_samples, 0.5) * 1000, "ms")
+    )
     return 0
 
 

@@ -13,7 +13,7 @@ requests) against the raw model encoding one sentence: what a request that
 finds no batch to join waits, the batch's gap included.
 
     python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32] [--api-workers 2]
-        [--worker-processes 1]
+        [--worker-processes 1] [--record]
 """
 
 from __future__ import annotations
@@ -28,12 +28,15 @@ import threading
 import time
 
 import redis
+from goals import goal
 from harness import API_KEY, free_port, stack
+from record import Run, add_record_option, baseline
 
 from common.store import keys
 
 MODEL = "sentence-transformers/all-minilm-l6-v2"
-GOAL = 0.8
+GOAL = goal("embeddings", "ratio").bound
+"""The smallest acceptable ratio of served sentences per second to the raw model's."""
 
 
 def sentences(count: int) -> list[str]:
@@ -159,7 +162,9 @@ def main() -> int:
         "--worker-processes", type=int, default=1, help="the worker's pool processes (its --concurrency)"
     )
     parser.add_argument("--lone", type=int, default=100, help="requests of one sentence, one at a time")
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run("embeddings", args)
     from sentence_transformers import SentenceTransformer
 
     from workers.adapters.minilm_files import model_files
@@ -202,6 +207,16 @@ def main() -> int:
     )
     verdict = "meets" if ratio >= GOAL else "misses"
     print(f"embeddings: inferq/raw throughput {ratio:.2f} ({verdict} the goal of >= {GOAL})")
+    recording.finish(
+        {
+            "ratio": ratio,
+            "inferq sentences per second": served_median,
+            "batch mean": statistics.fmean(batch_sizes),
+            "lone inferq p50 ms": served_one,
+            "lone raw p50 ms": raw_one,
+        },
+        baseline("raw encode(batch_size=32)", raw_median, "sentences/s"),
+    )
     return 0
 
 

@@ -21,7 +21,7 @@ process. An answer is correct when it is ``201``, ``succeeded`` and carries the
 input its client sent, with one vector; ids must be unique.
 Goal: <= 50 extra Redis connections per API process.
 
-    python bench/held_waits.py [--waits 500]
+    python bench/held_waits.py [--waits 500] [--record]
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ from collections import Counter
 
 import redis
 from client import Client
+from goals import goal
 from harness import free_port, stack
 from procfs import rss_kib
+from record import Run, add_record_option, baseline
 
 from common.store import keys
 
-GOAL = 50
+GOAL = goal("held_waits", "extra Redis connections").bound
 """The most extra Redis connections one API process may open for held waits."""
 
 QUEUE = "bench.held"
@@ -81,7 +83,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--waits", type=int, default=500, help="concurrent held requests (at most 511)")
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run("held_waits", args)
     raise_file_limit(args.waits * 2 + 256)
     with stack() as s:
         models = s.workdir / "models.yaml"
@@ -162,6 +166,16 @@ def main() -> int:
         f"held waits: {verdicts['correct']}/{args.waits} answered correctly, {extra} extra Redis connections "
         f"for 1 API process ({verdict} the goal of <= {GOAL}), "
         f"API RSS +{(peak_rss - before[1]) / 1024:.1f} MiB at the peak"
+    )
+    recording.finish(
+        {
+            "extra Redis connections": extra,
+            "incorrect answers": args.waits - verdicts["correct"],
+            "held at the peak": held,
+            "API RSS growth MiB": (peak_rss - before[1]) / 1024,
+            "answered in s": answered_in,
+        },
+        baseline("Redis connected_clients before", before[0], "connections"),
     )
     return 0
 

@@ -7,7 +7,7 @@ inferq adds; a second ratio shows the same calls through the official
 ``wriftai`` client, whose own per-call cost (httpx) is reported with it.
 Goal: inferq / raw <= 1.5 at p50 and p99.
 
-    python bench/overhead.py [--requests 300] [--rounds 5]
+    python bench/overhead.py [--requests 300] [--rounds 5] [--record]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import wriftai
+from goals import goal
 from harness import (
     API_KEY,
     add_raw_transport_option,
@@ -30,9 +31,10 @@ from harness import (
     raw_transport_env,
     stack,
 )
+from record import Run, add_record_option, baseline
 
-GOAL = 1.5
-"""The largest acceptable ratio of inferq's latency to raw Celery's."""
+GOAL = goal("overhead", "p50 ratio").bound
+"""The largest acceptable ratio of inferq's latency to raw Celery's (at p50 and p99)."""
 
 
 def lean_client(port: int) -> Callable[[], None]:
@@ -76,7 +78,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=5)
     add_raw_transport_option(parser)
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run(
+        "overhead" if args.raw_transport == "stock" else "overhead, raw on inferq transport", args
+    )
     with stack(raw_transport_env(args.raw_transport)) as s:
         s.launcher.start(
             "raw-celery",
@@ -119,6 +125,19 @@ def main() -> int:
             f"p50 {lean[0]:.2f}x, p99 {lean[1]:.2f}x over HTTP "
             f"({verdict} the goal of <= {GOAL}); {official[0]:.2f}x/{official[1]:.2f}x via the wriftai client"
         )
+    lean_samples = sides["inferq, http.client"][1]
+    recording.finish(
+        {
+            "p50 ratio": lean[0],
+            "p99 ratio": lean[1],
+            "wriftai p50 ratio": official[0],
+            "wriftai p99 ratio": official[1],
+            "inferq p50 ms": percentile(lean_samples, 0.5) * 1000,
+            "inferq p99 ms": percentile(lean_samples, 0.99) * 1000,
+            "raw p99 ms": percentile(raw, 0.99) * 1000,
+        },
+        baseline("raw Celery delay().get() p50", percentile(raw, 0.5) * 1000, "ms"),
+    )
     return 0
 
 

@@ -14,7 +14,7 @@ the last answer. The counts run in rounds (1, 2, 4, 1, 2, 4, ...) and each
 count's throughput is its total over the rounds. The baseline is the 1-process
 throughput of the same run. Goal: 4 processes >= 3.6 × one.
 
-    python bench/scaling.py [--predictions 120] [--rounds 2] [--clients 16]
+    python bench/scaling.py [--predictions 120] [--rounds 2] [--clients 16] [--record]
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ import sys
 import time
 
 from client import creates
+from goals import goal
 from harness import free_port, stack
+from record import Run, add_record_option, baseline
 
-GOAL = 3.6
+GOAL = goal("scaling", "4 / 1").bound
 """The smallest acceptable ratio of 4 processes' throughput to one's."""
 
 DELAY = 0.1
@@ -62,7 +64,9 @@ def main() -> int:
     parser.add_argument("--predictions", type=int, default=120, help="per process count and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run("scaling", args)
     elapsed = dict.fromkeys(COUNTS, 0.0)
     with stack() as s:
         port = free_port()
@@ -85,6 +89,10 @@ def main() -> int:
     print(
         f"scaling: 4 worker processes / 1 = {ratio:.2f}, 2 / 1 = {rates[2] / rates[1]:.2f} "
         f"with a {DELAY * 1000:g} ms model ({verdict} the goal of >= {GOAL})"
+    )
+    recording.finish(
+        {"4 / 1": ratio, "2 / 1": rates[2] / rates[1], "4 processes per second": rates[4]},
+        baseline("1 worker process", rates[1], "predictions/s"),
     )
     return 0
 

@@ -25,7 +25,7 @@ was killed (only a SIGKILL may cost a re-run). The worker count is ``--workers``
 workers × ``--concurrency`` processes, on both queues.
 
     python bench/soak.py [--seconds 600] [--clients 4] [--workers 2] [--kill-every 15] [--drain 90]
-                         [--redis-blips 5]
+                         [--redis-blips 5] [--record]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import redis
 from client import Client
 from harness import Stack, free_port, stack
 from procfs import tree
+from record import Run, add_record_option
 from updates import TERMINAL, Updates
 
 from common.store import keys
@@ -242,7 +243,9 @@ def main() -> int:
     parser.add_argument(
         "--redis-blips", type=float, default=0, help="mean seconds between Redis blips (0: none)"
     )
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run("soak", args)
     extra = {"INFERQ_LEASE_TTL": "5", "INFERQ_RETENTION": str(int(args.seconds + args.drain + 3600))}
     with stack(extra) as s:
         models = s.workdir / "models.yaml"
@@ -272,6 +275,12 @@ def main() -> int:
         f"{unexpected} unexpected answers"
         + (", the API exited" if exited else "")
         + ("" if bad or unexpected or exited else ": nothing lost or duplicated")
+    )
+    recording.finish(
+        {"lost or duplicated": bad + unexpected + len(exited), "unexpected answers": unexpected}
+        | counts
+        | {"Redis blips": sum(soak.blips.values())},
+        None,
     )
     return 1 if bad or unexpected or exited else 0
 

@@ -26,6 +26,7 @@ API, the workers, Redis and this client share the same cores, so throughput
 follows the CPU each side spends per prediction.
 
     python bench/throughput.py [--predictions 1000] [--rounds 3] [--workers 2] [--clients 4] [--api-workers 2]
+        [--raw-transport stock|inferq] [--record]
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ from collections import Counter
 
 import redis
 from client import creates
+from goals import goal
 from harness import Stack, add_raw_transport_option, free_port, raw_transport_env, stack
 from procfs import cpu_seconds
+from record import Run, add_record_option, baseline
 from updates import Updates
 
-GOAL = 0.7
+GOAL = goal("throughput", "ratio").bound
 """The smallest acceptable ratio of inferq's throughput to raw Celery's."""
 
 
@@ -139,7 +142,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="threads creating inferq predictions")
     parser.add_argument("--api-workers", type=int, default=1, help="API processes")
     add_raw_transport_option(parser)
+    add_record_option(parser)
     args = parser.parse_args()
+    recording = Run(
+        "throughput" if args.raw_transport == "stock" else "throughput, raw on inferq transport", args
+    )
     with stack(raw_transport_env(args.raw_transport)) as s:
         s.launcher.start(
             "raw-celery",
@@ -203,6 +210,16 @@ def main() -> int:
         f"throughput: inferq/raw Celery ({args.raw_transport} transport) {ratio:.2f} "
         f"with {args.workers} worker processes each, "
         f"{args.predictions} per round ({verdict} the goal of >= {GOAL})"
+    )
+    total = args.predictions * args.rounds
+    recording.finish(
+        {
+            "ratio": ratio,
+            "inferq per second": served_median,
+            "inferq CPU per prediction ms": sum(served_cpu.values()) / total * 1000,
+            "raw CPU per task ms": sum(raw_cpu.values()) / total * 1000,
+        },
+        baseline(f"raw Celery burst, {args.workers} processes", raw_median, "tasks/s"),
     )
     return 0
 
