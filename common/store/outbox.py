@@ -15,7 +15,7 @@ failure, and only the snapshot it posted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, cast
 
@@ -35,14 +35,21 @@ ATTEMPTS_TTL = 7 * 24 * 3600
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The first snapshot waiting in an outbox: as stored (to recognise it by) and decoded."""
+    """The first snapshot waiting in an outbox: as stored (to recognise it by) and decoded.
+
+    The scripts leave the input out of every snapshot (a 1 MiB input would otherwise be kept up
+    to five times); :meth:`Outbox.head` reads it from the record, where it never changes.
+    """
 
     raw: str
+    input: str | None = field(default=None, compare=False)
 
     @property
     def fields(self) -> dict[str, Any]:
-        """The record hash plus ``logs``, as the store's scripts took it."""
-        return cast(dict[str, Any], json.loads(self.raw))
+        """The record hash plus ``logs``, as the store's scripts took it, with the record's input."""
+        fields = cast(dict[str, Any], json.loads(self.raw))
+        fields.setdefault("input", self.input if self.input is not None else "null")
+        return fields
 
 
 class Outbox:
@@ -97,9 +104,12 @@ class Outbox:
             pass
 
     def head(self, prediction_id: str) -> Snapshot | None:
-        """The first snapshot waiting for delivery, or None."""
-        raw = cast(str | None, self.redis.lindex(keys.webhook_outbox(prediction_id), 0))
-        return None if raw is None else Snapshot(raw)
+        """The first snapshot waiting for delivery (with the record's input), or None."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lindex(keys.webhook_outbox(prediction_id), 0)
+        pipe.hget(keys.prediction(prediction_id), "input")
+        raw, stored_input = pipe.execute()
+        return None if raw is None else Snapshot(raw, stored_input)
 
     def delivered(self, prediction_id: str, lock: Lock, snapshot: Snapshot) -> int | None:
         """Drops ``snapshot``, the first; returns how many remain, or None if ``lock`` lapsed."""

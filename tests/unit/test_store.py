@@ -12,6 +12,7 @@ from common.ids import new_prediction_id
 from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.store import keys
 from common.store.notifier import split_news
+from common.store.outbox import Outbox
 from common.store.predictions import (
     IDEMPOTENCY_TTL,
     CancelOutcome,
@@ -272,7 +273,10 @@ def test_a_prediction_with_a_big_input_ends_like_any_other(
     assert client.zscore(keys.leases(), running.id) is None
     assert 0 < client.ttl(keys.webhook_outbox(running.id)) <= store.settings.retention
     ended = json.loads(client.lrange(keys.webhook_outbox(running.id), -1, -1)[0])
-    assert (ended["status"], ended["input"], ended["logs"]) == ("succeeded", json.dumps(big), "")
+    assert (ended["status"], ended["logs"]) == ("succeeded", "")
+    assert "input" not in ended  # kept once, in the record: the deliverer reads it from there
+    first = Outbox(client).head(running.id)
+    assert first is not None and first.fields["input"] == json.dumps(big)
 
     pending = new(store)
     client.hset(keys.prediction(pending.id), "input", json.dumps(big))

@@ -74,14 +74,18 @@ local function listed(head, fields)
 end
 
 -- The record as it stands, with its logs: a JSON object of the fields plus 'logs'. ``logs_size``
--- is the logs' length when the caller has it (no read when 0).
-local function snapshot(fields, logs_size)
+-- is the logs' length when the caller has it (no read when 0). ``without_input`` leaves the
+-- input out: the outbox's copies, since the record keeps it once for all of them.
+local function snapshot(fields, logs_size, without_input)
   if partial[fields] then fields = read_record(true) end
   local text = ''
   if logs_size ~= 0 then text = redis.call('GET', logs) or '' end
   fields['logs'] = text
+  local input = fields['input']
+  if without_input then fields['input'] = nil end
   local encoded = cjson.encode(fields)
   fields['logs'] = nil
+  fields['input'] = input
   return encoded
 end
 
@@ -99,11 +103,11 @@ local function expire_all(seconds, fields)
 end
 
 -- After a status change of a prediction with a webhook: queue a snapshot of the record (with
--- its logs; ``taken`` when the caller has just taken it) for delivery, in order, and make the
--- prediction due for delivery now.
-local function notify_webhook(now, fields, taken)
+-- its logs, ``logs_size`` long when the caller knows; without its input, which the deliverer
+-- reads from the record) for delivery, in order, and make the prediction due for delivery now.
+local function notify_webhook(now, fields, logs_size)
   if not has_webhook(fields) then return end
-  redis.call('RPUSH', outbox, taken or snapshot(fields))
+  redis.call('RPUSH', outbox, snapshot(fields, logs_size, true))
   redis.call('ZADD', webhooks_due, 'LT', now, id)  -- due now, even if a retry was scheduled later
 end
 
@@ -150,14 +154,14 @@ local function finish(now, status, fields, output, err, metrics, extra)
     redis.call('HDEL', unfinished, fields['owner'])  -- (below 0 only for one created before the count)
   end
   record_stats(now, status, fields)
-  local ended = nil
+  local ended, logs_size = nil, nil
   if not partial[fields] then
-    local logs_size = redis.call('STRLEN', logs)
+    logs_size = redis.call('STRLEN', logs)
     if #(fields['input'] or '') + #fields['output'] + logs_size <= NEWS_RECORD_LIMIT then
       ended = snapshot(fields, logs_size)
     end
   end
-  notify_webhook(now, fields, ended)
+  notify_webhook(now, fields, logs_size)
   expire_all(retention, fields)
   local news = id .. ' ' .. status
   if ended and #ended <= NEWS_RECORD_LIMIT then news = news .. ' ' .. ended end
