@@ -3,7 +3,10 @@
 The store's scripts write ``init`` (at create) and the terminal event (in the
 same step as the terminal status); adapters append ``output`` chunks through
 their context, with the claim token of their attempt, and a chunk of an attempt
-that no longer holds the claim is refused. Readers follow the log through the
+that no longer holds the claim is refused. A prediction claimed again after a
+lost attempt gets a ``restart`` marker, and its record's ``stream_start`` names
+the latest one: a reader serves the current attempt from there, so the chunks of
+two attempts are never read as one text. Readers follow the log through the
 updates channel, where every append is announced as ``<id> event``.
 """
 
@@ -25,6 +28,9 @@ EVENT_NOTE = "event"
 TERMINAL_EVENTS = frozenset({"done", "error"})
 """Event types that end a prediction's event log."""
 
+RESTART_EVENT = "restart"
+"""Stored (by the claim script) where a prediction starts running again after a lost attempt."""
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -39,6 +45,12 @@ class StoredEvent:
     def is_terminal(self) -> bool:
         """Whether this event ends the log."""
         return self.event in TERMINAL_EVENTS
+
+
+def event_order(event_id: str) -> tuple[int, int]:
+    """An event id (``<ms>-<seq>``) as a key that sorts as the log does."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class EventLog:
@@ -66,6 +78,11 @@ class EventLog:
         start = f"({after}" if after else "-"
         found = self.redis.xrange(keys.prediction_events(prediction_id), start, "+", count=count)
         return _events(found)
+
+    def at(self, prediction_id: str, event_id: str) -> StoredEvent | None:
+        """The event ``event_id``, or None when the log no longer holds it."""
+        found = _events(self.redis.xrange(keys.prediction_events(prediction_id), event_id, event_id, count=1))
+        return found[0] if found else None
 
     def last(self, prediction_id: str) -> StoredEvent | None:
         """The newest event (the terminal one, once the prediction ended)."""
