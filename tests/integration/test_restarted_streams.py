@@ -99,6 +99,13 @@ def test_a_stream_rerun_after_its_worker_was_killed_never_doubles_its_output(
     assert _pids([e["data"] for e in followed[: inits[1]] if e["event"] == "output"]) == {killed}
     assert "".join(_after_last_init(followed)) == output
 
+    # Resumed from the lost attempt: the restart first, then the second attempt; from the
+    # restart on, as usual.
+    lost_chunk, restart = followed[inits[1] - 1]["id"], followed[inits[1]]["id"]
+    resumed = [dict(e) for e in alice.predictions.stream(created["id"], after_id=lost_chunk)]
+    assert (resumed[0]["id"], resumed[0]["event"]) == (restart, "init") and resumed[1:] == replayed[1:]
+    assert [dict(e) for e in alice.predictions.stream(created["id"], after_id=restart)] == replayed[1:]
+
 
 @pytest.mark.slow
 def test_a_stalled_worker_that_lost_its_claim_appends_nothing_when_it_wakes(
