@@ -5,6 +5,13 @@ Every event carries ``id:``, ``event:`` and JSON ``data:``: ``init`` and
 object. The client reconnects at once and forever after a clean close without
 a terminal event, so a finished prediction's stream always ends with its
 terminal event, re-sent even when ``after_id`` already points at it.
+
+A prediction that runs again after its worker was lost has a restart marker in
+its log, sent as a fresh ``init`` (the one event type that says "from the
+start" to every client): output after it replaces what came before. A reader
+that starts before the latest marker skips to it, so a stream read from the
+start (or resumed from the lost attempt) holds the current attempt's chunks
+alone; ``done`` carries the authoritative output either way.
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ from typing import Any
 from api.services import Services
 from api.sse import HEARTBEAT, Heartbeat, follow, format_event
 from common.errors import StreamExpired, StreamUnavailable
-from common.records import ErrorSource, PredictionError
-from common.store.events import StoredEvent
+from common.records import ErrorSource, Prediction, PredictionError
+from common.store.events import RESTART_EVENT, StoredEvent, event_order
 from common.wire import render
 
 
@@ -53,6 +60,10 @@ def created_stream(services: Services, prediction_id: str, idle: float) -> Itera
 
 def _chunks(services: Services, prediction_id: str, after: str | None, idle: float) -> Iterator[str]:
     prediction = services.store.get(prediction_id)
+    marker = _restart_marker(services, prediction, after)
+    if marker is not None:
+        yield render_event(services, prediction_id, marker)
+        after = marker.id
     if prediction is not None and prediction.status.is_terminal:
         yield from _replay(services, prediction_id, after)
         return
@@ -66,6 +77,17 @@ def _chunks(services: Services, prediction_id: str, after: str | None, idle: flo
     ended = services.store.get(prediction_id)
     if ended is not None and ended.status.is_terminal:
         yield from _replay(services, prediction_id, None, terminal_only=True)
+
+
+def _restart_marker(
+    services: Services, prediction: Prediction | None, after: str | None
+) -> StoredEvent | None:
+    """The latest restart marker, when a reader starting after ``after`` has not passed it yet."""
+    if prediction is None or not prediction.stream_start:
+        return None
+    if after is not None and event_order(after) >= event_order(prediction.stream_start):
+        return None
+    return services.store.events.at(prediction.id, prediction.stream_start)
 
 
 def _replay(
@@ -85,8 +107,13 @@ def _replay(
 
 
 def render_event(services: Services, prediction_id: str, event: StoredEvent) -> str:
-    """One stored event as SSE, the terminal ones rendered from the finished prediction."""
+    """One stored event as SSE, the terminal ones rendered from the finished prediction, a restart
+    marker as an ``init`` of the prediction as it stands."""
     data: Any
+    if event.event == RESTART_EVENT:
+        prediction = services.store.get(prediction_id)
+        data = render(prediction) if prediction is not None else {"id": prediction_id}
+        return format_event(data, event="init", event_id=event.id)
     if event.is_terminal:
         prediction = services.store.get(prediction_id)
         if event.event == "done" and prediction is not None:

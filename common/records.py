@@ -112,6 +112,8 @@ class Prediction:
     webhook: dict[str, Any] | None = None
     cancel_requested: bool = False
     attempts: int = 0
+    stream_start: str = ""
+    """The id of the restart marker the event log's current attempt begins at ('' before any restart)."""
     logs: str = field(default="", compare=False)
 
     def to_hash(self) -> dict[str, str]:
@@ -128,6 +130,7 @@ class Prediction:
             "stream": "1" if self.stream else "0",
             "cancel_requested": "1" if self.cancel_requested else "0",
             "attempts": str(self.attempts),
+            "stream_start": self.stream_start,
         }
         for name in _JSON_FIELDS:
             fields[name] = json.dumps(getattr(self, name))
@@ -170,6 +173,7 @@ class Prediction:
                 webhook=json.loads(data.get("webhook") or "null"),
                 cancel_requested=data.get("cancel_requested") == "1",
                 attempts=int(data.get("attempts") or 0),
+                stream_start=data.get("stream_start") or "",
                 logs=logs,
                 **{name: float(data[name]) if data.get(name) else None for name in _OPTIONAL_FLOATS},
             )

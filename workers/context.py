@@ -27,6 +27,12 @@ class StopReason(StrEnum):
 class PredictionContext:
     """Handed to ``Adapter.predict``; check :attr:`cancelled` between steps.
 
+    Args:
+        prediction_id: The prediction being run.
+        store: Where its output, logs and events go.
+        stream: Whether it was created with ``stream: true`` (else :meth:`emit` does nothing).
+        token: The claim this attempt holds; streamed chunks are appended only while it holds it.
+
     Attributes:
         prediction_id: The prediction being run.
         cancelled: Set when the adapter should stop (cancel, run cap, or lost claim);
@@ -34,13 +40,16 @@ class PredictionContext:
         metrics: Extra metrics the adapter reports (merged into the prediction's ``metrics``).
     """
 
-    def __init__(self, prediction_id: str, store: PredictionStore, *, stream: bool) -> None:
+    def __init__(self, prediction_id: str, store: PredictionStore, *, stream: bool, token: str = "") -> None:
+        if stream and not token:
+            raise ValueError("a streamed prediction's context needs the claim token")
         self.prediction_id = prediction_id
         self.cancelled = threading.Event()
         self.metrics: dict[str, Any] = {}
         self.stop_reason: StopReason | None = None
         self._store = store
         self._stream = stream
+        self._token = token
 
     def raise_if_cancelled(self) -> None:
         """Raises :class:`~common.errors.PredictionCancelled` once a stop was requested."""
@@ -48,9 +57,16 @@ class PredictionContext:
             raise PredictionCancelled(f"prediction {self.prediction_id} was asked to stop")
 
     def emit(self, chunk: Any) -> None:
-        """Streams one chunk of output (JSON-serialisable) to the prediction's event stream."""
-        if self._stream:
-            self._store.events.append(self.prediction_id, "output", chunk)
+        """Streams one chunk of output (JSON-serialisable) to the prediction's event stream.
+
+        A chunk is refused once this attempt has lost its claim (another worker
+        took the prediction over, or it ended); the adapter is then asked to stop.
+        """
+        if not self._stream or self.stop_reason is StopReason.LOST:
+            return
+        if self._store.events.emit(self.prediction_id, self._token, chunk) is None:
+            logger.warning("prediction %s: output refused, this attempt lost its claim", self.prediction_id)
+            self.request_stop(StopReason.LOST)
 
     def log(self, message: str) -> None:
         """Appends a line to the prediction's logs."""

@@ -132,9 +132,8 @@ class Runner:
         return self._member(claim.prediction, token)
 
     def _member(self, prediction: Prediction, token: str) -> Member:
-        return Member(
-            prediction, token, PredictionContext(prediction.id, self.store, stream=prediction.stream)
-        )
+        ctx = PredictionContext(prediction.id, self.store, stream=prediction.stream, token=token)
+        return Member(prediction, token, ctx)
 
     def _watch(self, stack: ExitStack, member: Member, heard: threading.Event) -> None:
         watching = self.supervisor.watching(member.prediction.id, member.token, member.ctx, heard)

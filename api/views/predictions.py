@@ -127,7 +127,10 @@ def list_predictions(query: dict[str, Any]) -> Any:
     200,
     schema=EVENTS,
     content_type="text/event-stream",
-    description="Server-sent events: init, output, then done or error",
+    description=(
+        "Server-sent events: init, output, then done or error. A later init means the prediction"
+        " started over after its worker was lost: output after it replaces the output before it."
+    ),
 )
 def stream_prediction(query: dict[str, Any], headers: dict[str, Any], prediction_id: str) -> Any:
     """Stream a prediction's events: replayed after ``after_id`` (or ``Last-Event-ID``), then live.

@@ -111,8 +111,8 @@ class PredictionStore:
         self._live_ttl = settings.live_ttl
         self.index = OwnerIndex(client)
         """Each owner's predictions, newest first."""
-        self.events = EventLog(client, settings)
-        """The predictions' event logs (which the scripts also write: init, done, error)."""
+        self.events = EventLog(client, settings, self._run)
+        """The predictions' event logs (which the scripts also write: init, restart, done, error)."""
         self.overdue = Overdue(client, settings, self._run)
         """What nobody is doing: lapsed leases, lost messages, missed queue deadlines."""
         self.lanes = Lanes(client)

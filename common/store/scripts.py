@@ -22,7 +22,7 @@ from common.store.stats import BUCKETS
 Call = tuple[str, str, Sequence[Any]]
 """One script run for :meth:`Scripts.many`: ``(script, prediction_id, args)``."""
 
-NAMES = ("create", "claim", "started", "renew", "finish", "cancel", "release", "expire", "requeue")
+NAMES = ("create", "claim", "started", "renew", "emit", "finish", "cancel", "release", "expire", "requeue")
 """The scripts in ``common/store/lua``, besides the prelude."""
 
 

@@ -9,11 +9,13 @@ from workers.context import PredictionContext, StopReason
 
 
 class FakeEvents(list[tuple[str, str, Any]]):
-    """Records the events the context appends."""
+    """Records the chunks the context emits; refuses them once ``refusing`` (a lost claim)."""
 
-    def append(self, prediction_id: str, event: str, data: Any) -> str:  # type: ignore[override]
-        super().append((prediction_id, event, data))
-        return "1-0"
+    refusing = False
+
+    def emit(self, prediction_id: str, token: str, data: Any) -> str | None:
+        self.append((prediction_id, token, data))
+        return None if self.refusing else "1-0"
 
 
 class FakeStore:
@@ -29,7 +31,7 @@ class FakeStore:
 
 def context(*, stream: bool = False) -> tuple[PredictionContext, FakeStore]:
     store = FakeStore()
-    return PredictionContext("p1", store, stream=stream), store
+    return PredictionContext("p1", store, stream=stream, token="t1"), store
 
 
 def test_first_stop_reason_wins() -> None:
@@ -43,7 +45,7 @@ def test_first_stop_reason_wins() -> None:
         ctx.raise_if_cancelled()
 
 
-@pytest.mark.parametrize(("stream", "expected"), [(True, [("p1", "output", {"t": "hi"})]), (False, [])])
+@pytest.mark.parametrize(("stream", "expected"), [(True, [("p1", "t1", {"t": "hi"})]), (False, [])])
 def test_emit_streams_only_when_asked(stream: bool, expected: list[tuple[str, str, Any]]) -> None:
     ctx, store = context(stream=stream)
     ctx.emit({"t": "hi"})
@@ -55,3 +57,17 @@ def test_log_appends_one_line() -> None:
     ctx.log("loading")
     ctx.log("done\n")
     assert store.logs == [("p1", "loading\n"), ("p1", "done\n")]
+
+
+def test_a_refused_chunk_stops_the_adapter_and_later_chunks_are_not_sent() -> None:
+    ctx, store = context(stream=True)
+    store.events.refusing = True
+    ctx.emit("lost")
+    assert ctx.cancelled.is_set() and ctx.stop_reason is StopReason.LOST
+    ctx.emit("still going")
+    assert store.events == [("p1", "t1", "lost")]
+
+
+def test_a_streamed_context_needs_its_claim_token() -> None:
+    with pytest.raises(ValueError, match="token"):
+        PredictionContext("p1", FakeStore(), stream=True)  # type: ignore[arg-type]

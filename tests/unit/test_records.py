@@ -100,7 +100,8 @@ def test_logs_travel_beside_the_hash() -> None:
 
 def test_missing_optional_fields_take_defaults() -> None:
     fields = prediction().to_hash()
-    for name in ("output", "error", "metrics", "stream", "webhook", "cancel_requested", "attempts"):
+    optional = ("output", "error", "metrics", "stream", "webhook", "cancel_requested", "attempts")
+    for name in (*optional, "stream_start"):
         del fields[name]
     assert Prediction.from_hash(fields) == prediction()
 

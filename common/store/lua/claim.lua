@@ -30,8 +30,17 @@ if attempts > tonumber(ARGV[8]) then
 end
 local next_status = 'starting'
 if ARGV[9] == '1' then next_status = 'started' end
-update(fields, {'status', next_status, 'claim', ARGV[6], 'updated_at', fmt(now), 'started_at', fmt(now),
-  'attempts', tostring(attempts)})
+local changes = {'status', next_status, 'claim', ARGV[6], 'updated_at', fmt(now), 'started_at', fmt(now),
+  'attempts', tostring(attempts)}
+if attempts > 1 and fields['stream'] == '1' then
+  -- It runs again after a lost attempt: its event log says so with a restart marker (sent as a
+  -- fresh init), and readers start from the latest one; the lost attempt can append no more.
+  local marker = redis.call('XADD', events, '*', 'event', 'restart', 'data', '')
+  changes[#changes + 1] = 'stream_start'
+  changes[#changes + 1] = marker
+  redis.call('PUBLISH', updates_channel, id .. ' event')  -- common.store.events.EVENT_NOTE
+end
+update(fields, changes)
 redis.call('ZREM', pending, id)
 redis.call('ZADD', leases, now + tonumber(ARGV[7]), id)
 notify_webhook(now, fields)
