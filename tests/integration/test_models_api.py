@@ -28,8 +28,9 @@ DETAIL_KEYS = MODEL_KEYS | {
 }  # fmt: skip
 ENVELOPE = {"items", "next_cursor", "previous_cursor"}
 FIXTURE_IDS = sorted(f"{m['owner']}/{m['name']}" for m in yaml.safe_load(MODELS.read_text())["models"])
-PAGE = 7
-"""Models per page when paging through the fixture file's models (three pages' worth)."""
+PAGE = max(2, -(-len(FIXTURE_IDS) // 3))
+"""Models per page when paging through the fixture file's models: three pages' worth, the last
+partly full or full, however many fixture models there are."""
 MULTI_V2_INPUT = {
     "type": "object",
     "properties": {"text": {"type": "string"}},
