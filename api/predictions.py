@@ -77,7 +77,9 @@ def submit(
         request, that one (nothing new was stored: compare the ids).
     """
     message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
-    init = json.dumps(render(prediction)) if prediction.stream else ""
+    init = ""
+    if prediction.stream:  # stored without the input, which the record keeps once (see api.streams)
+        init = json.dumps({k: v for k, v in render(prediction).items() if k != "input"})
     depth = int(version.options.get("max_queue_depth", services.settings.max_queue_depth))
     return services.store.create(
         prediction, message, init, batched=version.batching, max_queue_depth=depth, idempotency=idempotency

@@ -125,4 +125,8 @@ def render_event(services: Services, prediction_id: str, event: StoredEvent) -> 
             ).to_dict()
     else:
         data = json.loads(event.data)
+        if event.event == "init" and "input" not in data:
+            # The init event is stored without the input, which the record keeps once for all.
+            prediction = services.store.get(prediction_id)
+            data["input"] = prediction.input if prediction is not None else None
     return format_event(data, event=event.event, event_id=event.id)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
 import pytest
+import redis
 import wriftai
 from wriftai.predictions import CreateWaitOptions
 
+from common.store import keys
 from tests.conftest import KEYS
 from tests.integration.conftest import Stack, wait_for_status
 
@@ -34,6 +37,18 @@ def test_create_and_stream_to_done(alice: wriftai.Client) -> None:
     assert "".join(str(e["data"]) for e in events[1:-1]) == "one two three"
     assert done["status"] == "succeeded" and done["output"] == "one two three"
     assert _ids_increase(events)
+
+
+def test_the_input_is_stored_once_and_the_init_event_still_carries_it(
+    alice: wriftai.Client, redis_client: redis.Redis
+) -> None:
+    body = {"prompt": "kept once", "delay_s": 0.2}
+    events = list(alice.predictions.create(model="inferq/echo", input=body, wait=True, stream=True))
+
+    init = events[0]["data"]
+    assert isinstance(init, dict) and init["input"] == body
+    stored = redis_client.xrange(keys.prediction_events(init["id"]), count=1)
+    assert stored[0][1]["event"] == "init" and "input" not in json.loads(stored[0][1]["data"])
 
 
 def test_an_idle_close_is_resumed_by_the_client_without_gaps_or_repeats(alice: wriftai.Client) -> None:
