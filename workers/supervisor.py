@@ -25,8 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import redis
-
+from common.backoff import Backoff
 from common.config import Settings
 from common.records import ErrorSource, PredictionError, Status
 from common.store.notifier import Notifier
@@ -97,6 +96,7 @@ class Supervisor:
         self._signal = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._backoff = Backoff("renewing leases", logger, cap=settings.lease_renew_interval)
 
     @contextmanager
     def hearing(self, prediction_ids: list[str]) -> Iterator[threading.Event]:
@@ -155,19 +155,22 @@ class Supervisor:
 
     def _loop(self) -> None:
         # Not woken when a prediction starts (its fresh lease outlives the first
-        # renewal interval); woken at once when a cancellation is published.
+        # renewal interval); woken at once when a cancellation is published. Any
+        # error (Redis refusing writes, say) ends only the round: the thread must
+        # outlive it, or no lease of this process would be renewed again.
         while True:
-            watches = self._current()
-            timeout = min(
-                (self._next_wakeup(w) for w in watches), default=self._settings.lease_renew_interval
-            )
-            self._signal.wait(timeout)
+            self._signal.wait(self._timeout())
             self._signal.clear()
-            for watch in self._current():
-                try:
+            with self._backoff.round():
+                for watch in self._current():
                     self._check(watch)
-                except (redis.ConnectionError, redis.TimeoutError) as e:
-                    logger.warning("cannot renew the lease of %s: %s", watch.prediction_id, e)
+
+    def _timeout(self) -> float:
+        """Seconds until the next round: when the first watch needs one, or the backoff after a failure."""
+        if self._backoff.delay is not None:
+            return self._backoff.delay
+        watches = self._current()
+        return min((self._next_wakeup(w) for w in watches), default=self._settings.lease_renew_interval)
 
     def _next_wakeup(self, watch: Watch) -> float:
         deadline = watch.started + self._settings.max_run_time

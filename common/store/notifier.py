@@ -20,13 +20,18 @@ from typing import Any
 import redis
 from redis.client import PubSub
 
+from common.backoff import Backoff
+
 logger = logging.getLogger(__name__)
 
 LISTEN_TIMEOUT = 1.0
 """Seconds a read of the subscription waits before the listener checks whether to stop."""
 
 RECONNECT_DELAY = 0.5
-"""Seconds between attempts to re-subscribe after the connection drops."""
+"""Seconds before the first attempt to re-subscribe after the subscription fails (doubling after that)."""
+
+MAX_RECONNECT_DELAY = 2.0
+"""Seconds between attempts to re-subscribe at most, while they keep failing."""
 
 
 def split_news(message: str) -> tuple[str, str, str]:
@@ -55,6 +60,9 @@ class Notifier:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._backoff = Backoff(
+            f"listening on {channel}", logger, first=RECONNECT_DELAY, cap=MAX_RECONNECT_DELAY
+        )
 
     def start(self) -> None:
         """Starts the listener thread once; later calls do nothing."""
@@ -118,26 +126,34 @@ class Notifier:
             watcher.event.set()
 
     def _listen(self) -> None:
+        """Relays the channel until stopped; any error (not only a lost connection: Redis may
+        answer with ``OOM``, ``READONLY``, ``BUSY``...) wakes every waiter to re-read, and the
+        listener subscribes again after a backoff."""
         while not self._stopping.is_set():
-            pubsub = self._client.pubsub()
-            try:
-                pubsub.subscribe(self._channel)
-                subscribed = False
-                while not self._stopping.is_set():
-                    message = self._next(pubsub)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe" and not subscribed:
-                        subscribed = True  # the first message confirms the subscription
-                        self._wake_all()
-                    elif message["type"] == "message":
-                        self._wake(message["data"])
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                logger.warning("notifier lost its Redis subscription (%s); re-subscribing", e)
+            with self._backoff.round():
+                self._relay()
+            if self._backoff.delay is not None:
                 self._wake_all()
-                self._stopping.wait(RECONNECT_DELAY)
-            finally:
-                pubsub.close()
+                self._stopping.wait(self._backoff.delay)
+
+    def _relay(self) -> None:
+        """Subscribes, then wakes the waiters of each message until stopped (or until an error)."""
+        pubsub = self._client.pubsub()
+        try:
+            pubsub.subscribe(self._channel)
+            subscribed = False
+            while not self._stopping.is_set():
+                message = self._next(pubsub)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe" and not subscribed:
+                    subscribed = True  # the first message confirms the subscription
+                    self._backoff.succeeded()
+                    self._wake_all()
+                elif message["type"] == "message":
+                    self._wake(message["data"])
+        finally:
+            pubsub.close()
 
     @staticmethod
     def _next(pubsub: PubSub) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from typing import Any, cast
 
 import fakeredis
 import pytest
@@ -93,3 +94,41 @@ def test_on_a_real_redis_silence_is_no_error_and_stop_is_prompt(redis_client: re
     stopping = time.monotonic()
     notifier.stop(wait=True)
     assert time.monotonic() - stopping < LISTEN_TIMEOUT + 2
+
+
+class FailingSubscriptions:
+    """A client whose next subscriptions fail with ``errors``, one each."""
+
+    def __init__(self, client: fakeredis.FakeRedis, errors: list[Exception]) -> None:
+        self.client = client
+        self.errors = errors
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        pubsub = self.client.pubsub(**kwargs)
+        if self.errors:
+            error = self.errors.pop(0)
+
+            def subscribe(*args: Any, **kwargs: Any) -> None:
+                raise error
+
+            pubsub.subscribe = subscribe
+        return pubsub
+
+
+def test_the_listener_outlives_any_redis_error_and_subscribes_again(client: fakeredis.FakeRedis) -> None:
+    errors: list[Exception] = [
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+        redis.exceptions.ResponseError("BUSY Redis is busy running a script."),
+    ]
+    notifier = Notifier(cast(redis.Redis, FailingSubscriptions(client, errors)), CHANNEL)
+    try:
+        with notifier.watch("p1") as watcher:
+            deadline = time.monotonic() + 30
+            while not (watcher.event.wait(0.05) and watcher.note == "ping"):
+                assert time.monotonic() < deadline, "the listener never subscribed again"
+                watcher.event.clear()
+                client.publish(CHANNEL, "p1 ping")
+            assert not errors
+    finally:
+        notifier.stop()

@@ -13,6 +13,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis
 
 from common.config import Settings
 from common.errors import PredictionCancelled
@@ -233,3 +234,36 @@ def test_a_cancel_heard_between_the_claim_and_the_watch_is_relayed_at_once(
         with supervisor.watching(prediction_id, "t1", ctx, heard):
             assert ctx.cancelled.wait(WAIT)
             assert ctx.stop_reason is StopReason.CANCELLED
+
+
+class FailingStore(RecordingStore):
+    """A store whose next renewals fail with ``errors``, one each, as a Redis refusing writes would."""
+
+    def __init__(self, client: fakeredis.FakeRedis, settings: Settings, errors: list[Exception]) -> None:
+        super().__init__(client, settings)
+        self.errors = errors
+
+    def renew(self, prediction_id: str, token: str) -> tuple[bool, bool]:
+        if self.errors:
+            raise self.errors.pop(0)
+        return super().renew(prediction_id, token)
+
+
+def test_the_supervisor_outlives_any_redis_error_and_goes_on_renewing_and_relaying(
+    client: fakeredis.FakeRedis, notifier: Notifier, kill: Kill
+) -> None:
+    errors: list[Exception] = [
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+        redis.exceptions.ResponseError("BUSY Redis is busy running a script."),
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+    ]
+    store = FailingStore(client, SETTINGS, errors)
+    prediction_id = running(store, "t1")
+    ctx = PredictionContext(prediction_id, store, stream=False)
+    with Supervisor(store, notifier, SETTINGS, kill=kill).watching(prediction_id, "t1", ctx):
+        assert store.renewed[prediction_id].wait(WAIT)  # renewed once the errors were spent
+        assert not errors
+        store.request_cancel(prediction_id, "alice")
+        assert ctx.cancelled.wait(WAIT)
+    assert ctx.stop_reason is StopReason.CANCELLED
