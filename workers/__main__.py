@@ -9,9 +9,11 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 from typing import Any
 
 from celery import signals
+from celery.exceptions import CPendingDeprecationWarning
 
 from common.catalog import Catalog
 from common.config import Settings
@@ -30,6 +32,10 @@ from workers.tasks import register_tasks
 from workers.warden import WardenLink
 
 logger = logging.getLogger("workers")
+
+CANCEL_ON_CONNECTION_LOSS_WARNING = r"\s*In Celery 5\.1 we introduced an optional breaking change"
+"""Celery's warning, at every broker connection loss, that running tasks are not cancelled: inferq
+means it (``common.queue.broker.celery_config``), so the warning is silenced."""
 
 CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 """Celery's two lines per task (``Task ... received``, ``... succeeded in``), shown only at DEBUG:
@@ -106,6 +112,10 @@ def _install_housekeeping(
     tickers: list[Ticker] = []
 
     def on_ready(**_: Any) -> None:
+        # After Celery's own logging setup, which shows every pending deprecation.
+        warnings.filterwarnings(
+            "ignore", CANCEL_ON_CONNECTION_LOSS_WARNING, category=CPendingDeprecationWarning
+        )
         tickers.append(Ticker("inferq-housekeeping", INTERVAL, [heartbeat.beat, recovery.run_once]).start())
         logger.info("worker %s ready on queues %s", hostname, ", ".join(queues))
 

@@ -38,6 +38,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     before it). A stopping worker (SIGTERM: a warm shutdown) lets running
     predictions finish for up to ``INFERQ_SHUTDOWN_GRACE`` seconds, then stops
     them (``workers.__main__``), and they go back to the queue.
+
+    A broker connection that drops does not stop running predictions (Celery's
+    ``worker_cancel_long_running_tasks_on_connection_loss`` would terminate
+    them, and they would run again): each keeps its claim and lease, and the
+    copy of its message kombu puts back in the queue finds it claimed and does
+    nothing.
     """
     broker = settings.required_redis_url
     transport = {"visibility_timeout": settings.visibility_timeout}
@@ -54,7 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "worker_prefetch_multiplier": 1,
         "worker_proc_alive_timeout": 600,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "worker_enable_remote_control": settings.celery_events,

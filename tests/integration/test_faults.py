@@ -1,4 +1,5 @@
-"""Fault suites: workers killed, Redis restarted, the API restarted, a storm of cancels.
+"""Fault suites: workers killed, Redis restarted, broker connections dropped,
+the API restarted, a storm of cancels.
 
 Every accepted prediction must end in exactly one terminal status, none lost,
 none run to completion twice. Each test is bounded in time and request count.
@@ -13,18 +14,21 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import pytest
+import redis
 import wriftai
 
 from common.processes.embedded_redis import EmbeddedRedis, free_port
 from common.processes.launcher import Launcher
+from common.store import keys
 from tests.conftest import KEYS, base_env
-from tests.integration.conftest import Stack
-from tests.integration.terminals import Terminals
+from tests.integration.conftest import Stack, wait_for_status
+from tests.integration.terminals import TERMINAL, Terminals
 
 pytestmark = pytest.mark.slow
 
@@ -264,3 +268,92 @@ def _interrupt_and_resume(launcher: Launcher, port: int, client: wriftai.Client,
     assert "".join(str(e["data"]) for e in events if e["event"] == "output") == "one two three four"
     held = next(p for p in client.predictions.list().items if p["id"] != streamed["id"])
     assert client.predictions.wait(held["id"])["output"] == "held through a restart"
+
+
+@dataclass
+class OwnStack:
+    """An API and workers on a Redis of their own, so a fault injected into it touches no other test."""
+
+    server: EmbeddedRedis
+    client: redis.Redis
+    launcher: Launcher
+    base_url: str
+    logs: Path
+
+    def create(self, body: dict[str, object]) -> str:
+        """Creates a prediction (without waiting); returns its id."""
+        headers = {"Authorization": f"Bearer {KEYS['alice']}"}
+        response = httpx.post(f"{self.base_url}/v1/predictions", json=body, headers=headers, timeout=30)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def log_size(self, name: str) -> int:
+        """How long a process's log is now (to look only at what it writes later)."""
+        path = self.logs / f"{name}.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def wait_for_log(self, name: str, since: int, texts: tuple[str, ...], timeout: float = 30.0) -> str:
+        """Polls a process's log until one of ``texts`` appears after offset ``since``; returns that text."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with (self.logs / f"{name}.log").open(errors="replace") as f:
+                f.seek(since)
+                written = f.read()
+            found = [text for text in texts if text in written]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} logged none of {texts} within {timeout:g} s")
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[OwnStack]:
+    """A private Redis and one API process on it; workers are started by the test. All stopped after."""
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=False).start()
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    logs = tmp_path / "logs"
+    launcher = Launcher(base_env(server.url, tmp_path / "data"), log_dir=logs)
+    try:
+        base_url = launcher.start_api("127.0.0.1", free_port())
+        yield OwnStack(server, client, launcher, base_url, logs)
+    finally:
+        launcher.stop_all()
+        client.close()
+        server.stop()
+
+
+def _runs_of(path: Path, prediction_id: str) -> collections.Counter[str]:
+    return _runs(path)[prediction_id] if path.exists() else collections.Counter()
+
+
+def _wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not {what} within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def test_a_broker_connection_drop_costs_a_running_prediction_nothing(
+    own_stack: OwnStack, tmp_path: Path
+) -> None:
+    # Two pool processes: the message kombu puts back when its connection drops is taken at once
+    # by the idle one, while the first still runs the prediction.
+    worker = own_stack.launcher.start_worker(["tests.runs"], concurrency=2)
+    record = tmp_path / "runs.txt"
+    running = own_stack.create({"model": "tests/runs", "input": {"record_to": str(record), "seconds": 5}})
+    _wait_until(lambda: _runs_of(record, running)["start"] == 1, "started")
+    logged = own_stack.log_size(worker)
+
+    killed = own_stack.client.client_kill_filter(_type="normal", skipme=True)
+
+    assert killed
+    own_stack.wait_for_log(worker, logged, ("Connection to broker lost",))
+    own_stack.wait_for_log(worker, logged, (f"prediction {running} not run: busy",))  # the copy did nothing
+    ended = wait_for_status(own_stack.server.url, running, set(TERMINAL))
+    record_hash = own_stack.client.hgetall(keys.prediction(running))
+    assert (ended, record_hash["attempts"]) == ("succeeded", "1")
+    assert _runs_of(record, running) == {"start": 1, "done": 1}  # the model ran once
+    # Nothing is left to deliver it again: no copy queued, none waiting to be restored.
+    _wait_until(lambda: own_stack.client.llen(keys.celery_queue("tests.runs")) == 0, "dequeued")
+    _wait_until(lambda: own_stack.client.hlen(keys.celery_unacked()) == 0, "acknowledged")
