@@ -43,7 +43,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     ``worker_cancel_long_running_tasks_on_connection_loss`` would terminate
     them, and they would run again): each keeps its claim and lease, and the
     copy of its message kombu puts back in the queue finds it claimed and does
-    nothing.
+    nothing. An error Redis answers on the consuming connection (after a
+    failover, a blocked pop gets ``UNBLOCKED``, then ``READONLY``) reconnects
+    the consumer like a dropped connection; by default Celery ends the worker.
     """
     broker = settings.required_redis_url
     transport = {"visibility_timeout": settings.visibility_timeout}
@@ -61,6 +63,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_proc_alive_timeout": 600,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "broker_channel_error_retry": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "worker_enable_remote_control": settings.celery_events,

@@ -1,4 +1,4 @@
-"""Fault suites: workers killed, Redis restarted, broker connections dropped,
+"""Fault suites: workers killed, Redis restarted or refusing writes, broker connections dropped,
 the API restarted, a storm of cancels.
 
 Every accepted prediction must end in exactly one terminal status, none lost,
@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,6 +27,7 @@ import wriftai
 from common.processes.embedded_redis import EmbeddedRedis, free_port
 from common.processes.launcher import Launcher
 from common.store import keys
+from common.store.heartbeats import HEARTBEAT_TTL
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack, wait_for_status
 from tests.integration.terminals import TERMINAL, Terminals
@@ -292,18 +294,19 @@ class OwnStack:
         path = self.logs / f"{name}.log"
         return path.stat().st_size if path.exists() else 0
 
-    def wait_for_log(self, name: str, since: int, texts: tuple[str, ...], timeout: float = 30.0) -> str:
-        """Polls a process's log until one of ``texts`` appears after offset ``since``; returns that text."""
+    def wait_for_log(
+        self, name: str, since: int, texts: tuple[str, ...], *, times: int = 1, timeout: float = 30.0
+    ) -> None:
+        """Polls a process's log until one of ``texts`` appears ``times`` times after offset ``since``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with (self.logs / f"{name}.log").open(errors="replace") as f:
                 f.seek(since)
                 written = f.read()
-            found = [text for text in texts if text in written]
-            if found:
-                return found[0]
+            if any(written.count(text) >= times for text in texts):
+                return
             time.sleep(0.1)
-        raise TimeoutError(f"{name} logged none of {texts} within {timeout:g} s")
+        raise TimeoutError(f"{name} logged none of {texts} {times} time(s) within {timeout:g} s")
 
 
 @pytest.fixture
@@ -322,6 +325,32 @@ def own_stack(tmp_path: Path) -> Iterator[OwnStack]:
         server.stop()
 
 
+@contextmanager
+def out_of_memory(client: redis.Redis) -> Iterator[str]:
+    """Redis at ``maxmemory``: writes are refused with ``OOM command not allowed`` until the block ends."""
+    before = client.config_get("maxmemory")["maxmemory"]
+    client.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.set("inferq-tests:probe", "1")
+        yield "OOM command not allowed"
+    finally:
+        client.config_set("maxmemory", before)
+
+
+@contextmanager
+def read_only(client: redis.Redis) -> Iterator[str]:
+    """Redis a replica (of a master that is not there, as after a failover): writes are refused with
+    ``READONLY`` until the block ends."""
+    client.replicaof("127.0.0.1", str(free_port()))
+    try:
+        with pytest.raises(redis.exceptions.ReadOnlyError):
+            client.set("inferq-tests:probe", "1")
+        yield "READONLY"
+    finally:
+        client.replicaof("NO", "ONE")
+
+
 def _runs_of(path: Path, prediction_id: str) -> collections.Counter[str]:
     return _runs(path)[prediction_id] if path.exists() else collections.Counter()
 
@@ -332,6 +361,50 @@ def _wait_until(condition: Callable[[], object], what: str, timeout: float = 30.
         if time.monotonic() > deadline:
             raise TimeoutError(f"not {what} within {timeout:g} s")
         time.sleep(0.05)
+
+
+SUPERVISOR_MET_AN_ERROR = ("Exception in thread inferq-supervisor", "renewing leases failed")
+"""What a pool process logs when its supervisor's renewal fails: the thread's death, or its retry."""
+
+
+@pytest.mark.parametrize("fault", [out_of_memory, read_only], ids=["oom", "readonly"])
+def test_redis_refusing_writes_for_a_moment_costs_a_running_prediction_nothing(
+    own_stack: OwnStack, fault: Callable[[redis.Redis], AbstractContextManager[str]], tmp_path: Path
+) -> None:
+    # Two pool processes: one runs the prediction, so its supervisor renews a lease through the
+    # fault; the other is free, so the worker's consumer keeps asking Redis for messages meanwhile.
+    worker = own_stack.launcher.start_worker(["tests.runs"], concurrency=2)
+    record = tmp_path / "runs.txt"
+    running = own_stack.create({"model": "tests/runs", "input": {"record_to": str(record), "seconds": 8}})
+    _wait_until(lambda: _runs_of(record, running)["start"] == 1, "started")
+    logged = own_stack.log_size(worker)
+
+    with fault(own_stack.client) as error:
+        # Held until a supervisor has met the error (whether or not it lives through it) and the
+        # worker's housekeeping, on a one-second tick, has failed three times: two seconds, two
+        # renewal intervals of every supervisor of the prediction (the pool process's, its
+        # warden's). The API's recovery runs on the same tick.
+        own_stack.wait_for_log(worker, logged, SUPERVISOR_MET_AN_ERROR)
+        own_stack.wait_for_log(worker, logged, ("housekeeping job beat failed",), times=3)
+        own_stack.wait_for_log(worker, logged, (error,))
+    restored = time.time()
+
+    ended = wait_for_status(own_stack.server.url, running, set(TERMINAL))
+    record_hash = own_stack.client.hgetall(keys.prediction(running))
+    assert (ended, record_hash["attempts"]) == ("succeeded", "1")
+    assert _runs_of(record, running) == {"start": 1, "done": 1}  # the model ran once
+    assert own_stack.launcher.exited() == []
+
+    # The loops went on: the heartbeat is fresh again, and a new prediction runs and is waited for.
+    def beat_since_the_fault() -> bool:
+        lapses_at = own_stack.client.zscore(keys.worker_heartbeats("tests.runs"), worker) or 0
+        return lapses_at - HEARTBEAT_TTL > restored
+
+    _wait_until(beat_since_the_fault, "heart-beating again")
+    headers = {"Authorization": f"Bearer {KEYS['alice']}", "Prefer": "wait=20"}
+    body = {"model": "tests/runs", "input": {"record_to": str(record)}}
+    after = httpx.post(f"{own_stack.base_url}/v1/predictions", json=body, headers=headers, timeout=30)
+    assert after.json()["status"] == "succeeded", after.text
 
 
 def test_a_broker_connection_drop_costs_a_running_prediction_nothing(
