@@ -9,6 +9,7 @@ its work through a :class:`Backoff`. An error ends only that round: any
 traceback; then the loop waits, twice as long after each failure in a row up
 to a cap, and tries again. A loop that died instead would leave its work
 undone for the life of the process: leases unrenewed, cancels unrelayed.
+A run's terminal write is tried again the same way (``workers.runner``).
 """
 
 from __future__ import annotations
@@ -63,10 +64,8 @@ class Backoff:
         """Runs one round of the loop: an exception is logged and counted, not raised; success resets."""
         try:
             yield
-        except redis.RedisError as e:
-            self._failed(e, traceback=False)
         except Exception as e:
-            self._failed(e, traceback=True)
+            self.failed(e)
         else:
             self.succeeded()
 
@@ -82,7 +81,9 @@ class Backoff:
         """Whether the delay after the last failure (if any) is over."""
         return self._clock() >= self._retry_at
 
-    def _failed(self, error: Exception, *, traceback: bool) -> None:
+    def failed(self, error: Exception) -> float:
+        """Counts a failure and logs it (a ``RedisError`` in one line, anything else with its
+        traceback); returns the delay to wait before the next attempt."""
         self.failures += 1
         self.delay = min(self._cap, self._first * 2 ** min(self.failures - 1, 32))
         self._retry_at = self._clock() + self.delay
@@ -92,5 +93,6 @@ class Backoff:
             error,
             type(error).__name__,
             self.delay,
-            exc_info=error if traceback else None,
+            exc_info=None if isinstance(error, redis.RedisError) else error,
         )
+        return self.delay

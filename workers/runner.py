@@ -20,6 +20,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
+from common.backoff import Backoff
 from common.catalog import Catalog, ModelVersion, load_adapter_class
 from common.config import Settings
 from common.errors import ConfigError, ModelNotFound, PredictionCancelled
@@ -305,12 +308,30 @@ class Runner:
                     member.timings,
                 )
             )
-        for ending, ended in zip(endings, self.store.finish_all(endings), strict=True):
+        for ending, ended in zip(endings, self._finish(endings), strict=True):
             logger.info(
                 "prediction %s %s%s", ending.prediction_id, ending.status, "" if ended else " (not recorded)"
             )
         for member in members:
             self._announce(member.prediction)
+
+    def _finish(self, endings: list[Ending]) -> list[bool]:
+        """Writes the endings, trying again for up to a lease while Redis refuses the write.
+
+        A write lost to a moment of ``OOM`` or ``READONLY`` would leave the claims
+        to lapse and the predictions to run again. Trying again is safe: each
+        ending presents its claim token, so it is recorded at most once, and not
+        at all once recovery has released a claim that lapsed meanwhile.
+        """
+        backoff = Backoff("recording outcomes", logger, cap=self.settings.lease_renew_interval)
+        give_up_at = time.monotonic() + self.settings.lease_ttl
+        while True:
+            try:
+                return self.store.finish_all(endings)
+            except redis.RedisError as e:
+                if time.monotonic() >= give_up_at:
+                    raise
+                time.sleep(backoff.failed(e))
 
     def _announce(self, prediction: Prediction) -> None:
         """Asks for the prediction's webhooks at once (recovery would, within a second or so)."""

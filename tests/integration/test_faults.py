@@ -430,3 +430,28 @@ def test_a_broker_connection_drop_costs_a_running_prediction_nothing(
     # Nothing is left to deliver it again: no copy queued, none waiting to be restored.
     _wait_until(lambda: own_stack.client.llen(keys.celery_queue("tests.runs")) == 0, "dequeued")
     _wait_until(lambda: own_stack.client.hlen(keys.celery_unacked()) == 0, "acknowledged")
+
+
+TERMINAL_WRITE_FAILED = ("recording outcomes failed", "raised unexpected")
+"""What a pool process logs when the terminal write of a run fails: its retry, or the task's failure."""
+
+
+def test_redis_refusing_the_terminal_write_for_a_moment_costs_nothing(
+    own_stack: OwnStack, tmp_path: Path
+) -> None:
+    # A lease of ten seconds: the fault, from mid-run to just after the model returned, outlasts none.
+    own_stack.launcher.env = {**own_stack.launcher.env, "INFERQ_LEASE_TTL": "10"}
+    worker = own_stack.launcher.start_worker(["tests.runs"])
+    record = tmp_path / "runs.txt"
+    running = own_stack.create({"model": "tests/runs", "input": {"record_to": str(record), "seconds": 1}})
+    _wait_until(lambda: _runs_of(record, running)["start"] == 1, "started")
+    logged = own_stack.log_size(worker)
+
+    with out_of_memory(own_stack.client):
+        _wait_until(lambda: _runs_of(record, running)["done"] == 1, "done")
+        own_stack.wait_for_log(worker, logged, TERMINAL_WRITE_FAILED)
+
+    ended = wait_for_status(own_stack.server.url, running, set(TERMINAL))
+    record_hash = own_stack.client.hgetall(keys.prediction(running))
+    assert (ended, record_hash["attempts"]) == ("succeeded", "1")
+    assert _runs_of(record, running) == {"start": 1, "done": 1}  # the model ran once
