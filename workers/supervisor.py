@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MAX_RENEW_BACKOFF = 1.0
+"""Seconds between attempts to renew at most while Redis refuses them: a lease then outlives a
+fault of up to its TTL less a renewal interval and this."""
+
 
 def kill_own_process() -> None:
     """Ends this worker process at once (SIGKILL), as the last resort for a deaf adapter."""
@@ -96,7 +100,9 @@ class Supervisor:
         self._signal = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._backoff = Backoff("renewing leases", logger, cap=settings.lease_renew_interval)
+        self._backoff = Backoff(
+            "renewing leases", logger, cap=min(settings.lease_renew_interval, MAX_RENEW_BACKOFF)
+        )
 
     @contextmanager
     def hearing(self, prediction_ids: list[str]) -> Iterator[threading.Event]:

@@ -29,7 +29,7 @@ from common.processes.launcher import Launcher
 from common.store import keys
 from common.store.heartbeats import HEARTBEAT_TTL
 from tests.conftest import KEYS, base_env
-from tests.integration.conftest import Stack, wait_for_status
+from tests.integration.conftest import Stack, pool_children, wait_for_status
 from tests.integration.terminals import TERMINAL, Terminals
 
 pytestmark = pytest.mark.slow
@@ -294,19 +294,18 @@ class OwnStack:
         path = self.logs / f"{name}.log"
         return path.stat().st_size if path.exists() else 0
 
-    def wait_for_log(
-        self, name: str, since: int, texts: tuple[str, ...], *, times: int = 1, timeout: float = 30.0
-    ) -> None:
+    def log_since(self, name: str, since: int) -> str:
+        """What a process has logged after offset ``since``."""
+        with (self.logs / f"{name}.log").open(errors="replace") as f:
+            f.seek(since)
+            return f.read()
+
+    def wait_for_log(self, name: str, since: int, texts: tuple[str, ...], *, times: int = 1) -> None:
         """Polls a process's log until one of ``texts`` appears ``times`` times after offset ``since``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with (self.logs / f"{name}.log").open(errors="replace") as f:
-                f.seek(since)
-                written = f.read()
-            if any(written.count(text) >= times for text in texts):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"{name} logged none of {texts} {times} time(s) within {timeout:g} s")
+        _wait_until(
+            lambda: any(self.log_since(name, since).count(text) >= times for text in texts),
+            f"{name} logged one of {texts} {times} time(s)",
+        )
 
 
 @pytest.fixture
@@ -363,8 +362,16 @@ def _wait_until(condition: Callable[[], object], what: str, timeout: float = 30.
         time.sleep(0.05)
 
 
-SUPERVISOR_MET_AN_ERROR = ("Exception in thread inferq-supervisor", "renewing leases failed")
-"""What a pool process logs when its supervisor's renewal fails: the thread's death, or its retry."""
+def _supervisors_that_met_an_error(log: str) -> int:
+    """How many supervisor threads met a Redis error in this stretch of a worker's log: those that
+    died of it (Python prints the thread's end) and, by process, those that logged it and went on."""
+    died = log.count("Exception in thread inferq-supervisor")
+    went_on = {
+        json.loads(line)["process"]
+        for line in log.splitlines()
+        if line.startswith("{") and "renewing leases failed" in line
+    }
+    return died + len(went_on)
 
 
 @pytest.mark.parametrize("fault", [out_of_memory, read_only], ids=["oom", "readonly"])
@@ -373,19 +380,25 @@ def test_redis_refusing_writes_for_a_moment_costs_a_running_prediction_nothing(
 ) -> None:
     # Two pool processes: one runs the prediction, so its supervisor renews a lease through the
     # fault; the other is free, so the worker's consumer keeps asking Redis for messages meanwhile.
+    # Leases of ten seconds (renewed every 3.3): the fault, held until every renewal has met it,
+    # is over well before one lapses; the run outlasts one, so it needs renewing after the fault.
+    own_stack.launcher.env = {**own_stack.launcher.env, "INFERQ_LEASE_TTL": "10"}
     worker = own_stack.launcher.start_worker(["tests.runs"], concurrency=2)
     record = tmp_path / "runs.txt"
-    running = own_stack.create({"model": "tests/runs", "input": {"record_to": str(record), "seconds": 8}})
+    running = own_stack.create({"model": "tests/runs", "input": {"record_to": str(record), "seconds": 14}})
     _wait_until(lambda: _runs_of(record, running)["start"] == 1, "started")
+    pool_process = int(record.read_text().split()[2])
+    supervisors = 1 + len(pool_children(pool_process))  # its own, and its warden's
     logged = own_stack.log_size(worker)
 
     with fault(own_stack.client) as error:
-        # Held until a supervisor has met the error (whether or not it lives through it) and the
-        # worker's housekeeping, on a one-second tick, has failed three times: two seconds, two
-        # renewal intervals of every supervisor of the prediction (the pool process's, its
-        # warden's). The API's recovery runs on the same tick.
-        own_stack.wait_for_log(worker, logged, SUPERVISOR_MET_AN_ERROR)
-        own_stack.wait_for_log(worker, logged, ("housekeeping job beat failed",), times=3)
+        # Held until every supervisor of the prediction has met the error (whether or not it lives
+        # through it), and the worker's housekeeping has too (the API's recovery runs on the same tick).
+        _wait_until(
+            lambda: _supervisors_that_met_an_error(own_stack.log_since(worker, logged)) >= supervisors,
+            "met by every supervisor",
+        )
+        own_stack.wait_for_log(worker, logged, ("housekeeping job beat failed",))
         own_stack.wait_for_log(worker, logged, (error,))
     restored = time.time()
 
