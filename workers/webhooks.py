@@ -21,6 +21,7 @@ import logging
 import time
 
 import httpx
+import redis
 from redis.lock import Lock
 
 from common.config import Settings
@@ -50,7 +51,22 @@ class WebhookDeliverer:
         self.http = http or webhook_client(settings)
 
     def deliver(self, prediction_id: str) -> None:
-        """Delivers what is pending, in order, until done or an attempt fails (then it is scheduled)."""
+        """Delivers what is pending, in order, until done or an attempt fails (then it is scheduled).
+
+        A Redis error (down, or refusing writes) ends the run with one log line: the prediction
+        stays due, and recovery asks for its delivery again.
+        """
+        try:
+            self._deliver(prediction_id)
+        except redis.RedisError as e:
+            logger.warning(
+                "delivering the webhooks of %s stopped: %s (%s); recovery tries again",
+                prediction_id,
+                e,
+                type(e).__name__,
+            )
+
+    def _deliver(self, prediction_id: str) -> None:
         lock = self.outbox.lock(prediction_id)
         if lock is None:
             return  # another task is delivering them; it will see anything new

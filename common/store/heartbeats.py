@@ -13,10 +13,17 @@ otherwise write heartbeats that have already lapsed (and vanish from
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 import redis
 
+from common.backoff import FIRST_DELAY, Backoff
 from common.store import keys
 from common.store.predictions import PredictionStore
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL = 10.0
 """Seconds a worker counts as live after its last heartbeat."""
@@ -32,8 +39,24 @@ class Heartbeat:
         self._announced = False
 
     def announce(self) -> None:
-        """Marks this worker live on every one of its queues (a pool process, once its models loaded)."""
-        self._write(refresh_only=False)
+        """Marks this worker live on every one of its queues (a pool process, once its models loaded).
+
+        If Redis cannot take it now (down, or refusing writes), a daemon thread keeps trying
+        until it does: the main process only refreshes an announcement, never makes one.
+        """
+        try:
+            self._write(refresh_only=False)
+        except redis.RedisError as e:
+            logger.warning("cannot announce worker %s yet: %s (%s)", self.worker, e, type(e).__name__)
+            threading.Thread(target=self._announce_later, name="inferq-announce", daemon=True).start()
+
+    def _announce_later(self) -> None:
+        backoff = Backoff(f"announcing worker {self.worker}", logger)
+        while True:
+            with backoff.round():
+                self._write(refresh_only=False)
+                return
+            time.sleep(backoff.delay or FIRST_DELAY)
 
     def beat(self) -> None:
         """Refreshes this worker's entries once a pool process announced it, and drops lapsed ones."""

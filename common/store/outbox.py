@@ -97,10 +97,11 @@ class Outbox:
             return False
 
     def unlock(self, lock: Lock) -> None:
-        """Releases ``lock``, unless it lapsed (then it is someone else's, or no one's)."""
+        """Releases ``lock``, unless it lapsed (then it is someone else's, or no one's), or Redis
+        cannot take the release now (then it lapses on its own)."""
         try:
             lock.release()
-        except LockError:
+        except (LockError, redis.RedisError):
             pass
 
     def head(self, prediction_id: str) -> Snapshot | None:

@@ -3,6 +3,7 @@ the API answers ``503`` with ``Retry-After`` and stores nothing, never a ``500``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +12,10 @@ import pytest
 import redis
 import wriftai
 
+from common.config import Settings
+from common.store import keys
+from common.store.heartbeats import Heartbeat, live_workers
+from common.store.predictions import PredictionStore
 from tests.conftest import KEYS, stored
 from tests.integration.conftest import Stack
 
@@ -53,3 +58,22 @@ def test_an_openai_call_while_redis_refuses_writes_is_503(stack: Stack, refusing
     with pytest.raises(openai.InternalServerError) as raised:
         client.embeddings.create(model="inferq/hash-embed", input="refused")
     assert raised.value.status_code == 503
+
+
+def test_a_worker_announced_while_redis_refuses_writes_becomes_live_once_it_accepts(
+    redis_client: redis.Redis, refusing: str
+) -> None:
+    store = PredictionStore(redis_client, Settings.defaults())
+    heartbeat = Heartbeat(store, "announced@tests", ["tests.announce"])
+
+    heartbeat.announce()  # a pool process that loaded its models during the fault: no exception
+
+    assert redis_client.zscore(keys.worker_heartbeats("tests.announce"), "announced@tests") is None
+    if refusing == "oom":
+        redis_client.config_set("maxmemory", "0")
+    else:
+        redis_client.execute_command("REPLICAOF", "NO", "ONE")
+    deadline = time.monotonic() + 15
+    while live_workers(store, "tests.announce") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_workers(store, "tests.announce") == 1

@@ -265,3 +265,31 @@ def test_a_host_name_is_connected_to_through_the_check_and_kept_in_the_host_head
     assert receiver.hosts == [f"rebind.test:{port}"]
     assert answers == ["127.0.0.1"]  # resolved once, by the connection's check
     assert waiting(redis_client, prediction_id) == []
+
+
+@pytest.mark.parametrize("fault", ["oom", "readonly"])
+def test_a_deliverer_outlives_redis_refusing_writes_and_delivers_after(
+    redis_client: redis.Redis, serve: Callable[..., Receiver], fault: str
+) -> None:
+    receiver = serve(lambda index, status, handler: 200)
+    settings = Settings.defaults(webhook_allow_private=True, webhook_timeout=5.0)
+    prediction_id, _ = queued(redis_client, receiver.url, Status.SUCCEEDED)
+    if fault == "oom":
+        redis_client.config_set("maxmemory", "1")
+    else:
+        redis_client.execute_command("REPLICAOF", "127.0.0.1", "1")  # nothing listens there
+    try:
+        with pytest.raises(redis.RedisError):
+            redis_client.set("probe", "1")  # writes really are refused
+        WebhookDeliverer(Outbox(redis_client), settings).deliver(prediction_id)  # no exception
+    finally:
+        if fault == "oom":
+            redis_client.config_set("maxmemory", "0")
+        else:
+            redis_client.execute_command("REPLICAOF", "NO", "ONE")
+
+    assert receiver.statuses == []
+    assert redis_client.zscore(keys.webhooks_due(), prediction_id) is not None, "no longer due"
+    WebhookDeliverer(Outbox(redis_client), settings).deliver(prediction_id)
+    assert receiver.answered == [("succeeded", 200)]
+    assert waiting(redis_client, prediction_id) == []
