@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from kombu.utils.url import maybe_sanitize_url
+
 from common.catalog import Catalog
 from common.config import Settings, describe_settings
 from common.errors import ConfigError
@@ -114,20 +116,10 @@ def banner(base: str, key: str | None, queues: list[str], redis_url: str, embedd
             f"  in a browser: {base}/ (the console; until it lands, links to the API docs)",
             f"  API docs: {base}/docs",
             f"  queues: {', '.join(queues)}",
-            f"  Redis: {redact(redis_url)}{' (embedded)' if embedded else ''}",
+            f"  Redis: {maybe_sanitize_url(redis_url)}{' (embedded)' if embedded else ''}",
             "  press Ctrl-C to stop",
         ]
     )
-
-
-def redact(url: str) -> str:
-    """A Redis URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
 
 
 def _supervise(launcher: Launcher) -> int:

@@ -6,7 +6,7 @@ import json
 import logging
 
 from common.processes import logs
-from common.processes.cli import banner, redact
+from common.processes.cli import banner
 
 
 def _record(message: str) -> logging.LogRecord:
@@ -39,6 +39,8 @@ def test_the_banner_says_where_to_go_and_hides_the_redis_password() -> None:
     assert "s3cret" not in text and lines[-1].strip() == "press Ctrl-C to stop"
 
 
-def test_redact_keeps_urls_without_a_password() -> None:
-    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
-    assert redact("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
+def test_the_banner_keeps_redis_urls_without_a_password() -> None:
+    plain = banner("http://127.0.0.1:8000", None, ["inferq.echo"], "redis://127.0.0.1:6379/0", False)
+    assert "redis://127.0.0.1:6379/0" in plain
+    named = banner("http://127.0.0.1:8000", None, ["inferq.echo"], "redis://user:pw@host:1/0", False)
+    assert "redis://user:" in named and ":pw@" not in named
