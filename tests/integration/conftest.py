@@ -18,6 +18,7 @@ from common.processes.launcher import Launcher
 from common.store import keys
 from common.store.notifier import split_news
 from tests.conftest import KEYS, base_env
+from tests.integration.terminals import Terminals
 
 
 @dataclass
@@ -135,3 +136,11 @@ def pool_children(pid: int) -> list[int]:
     """The pids of a process's children (a Celery worker's pool processes)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in children]
+
+
+@pytest.fixture
+def terminals(stack: Stack) -> Iterator[Terminals]:
+    """Collects terminal statuses from the stack's Redis."""
+    found = Terminals(stack.env["INFERQ_REDIS_URL"])
+    yield found
+    found.close()

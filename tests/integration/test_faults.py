@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -30,17 +30,10 @@ from common.store import keys
 from common.store.heartbeats import HEARTBEAT_TTL
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack, pool_children, wait_for_status
+from tests.integration.redis_faults import out_of_memory, read_only
 from tests.integration.terminals import TERMINAL, Terminals
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def terminals(stack: Stack) -> Iterator[Terminals]:
-    """Collects terminal statuses from the stack's Redis."""
-    found = Terminals(stack.env["INFERQ_REDIS_URL"])
-    yield found
-    found.close()
 
 
 def _create_many(base_url: str, owner: str, bodies: list[dict[str, object]], threads: int = 4) -> list[str]:
@@ -322,32 +315,6 @@ def own_stack(tmp_path: Path) -> Iterator[OwnStack]:
         launcher.stop_all()
         client.close()
         server.stop()
-
-
-@contextmanager
-def out_of_memory(client: redis.Redis) -> Iterator[str]:
-    """Redis at ``maxmemory``: writes are refused with ``OOM command not allowed`` until the block ends."""
-    before = client.config_get("maxmemory")["maxmemory"]
-    client.config_set("maxmemory", 1)
-    try:
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            client.set("inferq-tests:probe", "1")
-        yield "OOM command not allowed"
-    finally:
-        client.config_set("maxmemory", before)
-
-
-@contextmanager
-def read_only(client: redis.Redis) -> Iterator[str]:
-    """Redis a replica (of a master that is not there, as after a failover): writes are refused with
-    ``READONLY`` until the block ends."""
-    client.replicaof("127.0.0.1", str(free_port()))
-    try:
-        with pytest.raises(redis.exceptions.ReadOnlyError):
-            client.set("inferq-tests:probe", "1")
-        yield "READONLY"
-    finally:
-        client.replicaof("NO", "ONE")
 
 
 def _runs_of(path: Path, prediction_id: str) -> collections.Counter[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,13 +21,6 @@ from tests.integration.conftest import Stack
 from tests.integration.terminals import Terminals
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def terminals(stack: Stack) -> Iterator[Terminals]:
-    found = Terminals(stack.env["INFERQ_REDIS_URL"])
-    yield found
-    found.close()
 
 
 def steps_for(seconds: float) -> int:

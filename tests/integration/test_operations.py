@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,17 +44,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_inferq_up_serves_predictions_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def _inferq_up(port: int, **options: Any) -> subprocess.Popen[Any]:
+    """``inferq up`` on ``port`` with no ``INFERQ_*`` setting but the ``INFERQ_*`` keys of ``options``
+    (the other options go to ``Popen``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERQ_")}
-    env["INFERQ_DATA_DIR"] = str(tmp_path)
+    env.update({k: v for k, v in options.items() if k.startswith("INFERQ_")})
+    popen = {k: v for k, v in options.items() if not k.startswith("INFERQ_")}
+    command = [sys.executable, "-m", "common.processes.cli", "up", "--port", str(port)]
+    return subprocess.Popen(command, cwd=ROOT, env=env, **popen)
+
+
+def test_inferq_up_serves_predictions_on_embedded_defaults_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
-    with subprocess.Popen(
-        [sys.executable, "-m", "common.processes.cli", "up", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as up:
+    with _inferq_up(port, INFERQ_DATA_DIR=str(tmp_path), stdout=subprocess.PIPE, text=True) as up:
         try:
             _use_and_stop(up, port, tmp_path)
         finally:
@@ -115,18 +118,10 @@ def _read_until(fd: int, end: str, timeout: float) -> str:
 def test_inferq_up_at_a_terminal_logs_text_and_prints_its_banner_last(tmp_path: Path) -> None:
     models = tmp_path / "models.yaml"
     models.write_text(ECHO_ONLY)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERQ_")}
-    env.update(INFERQ_DATA_DIR=str(tmp_path), INFERQ_MODELS=str(models))
     port = free_port()
     controller, terminal = pty.openpty()
-    with subprocess.Popen(
-        [sys.executable, "-m", "common.processes.cli", "up", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
-    ) as up:
+    settings = {"INFERQ_DATA_DIR": str(tmp_path), "INFERQ_MODELS": str(models)}
+    with _inferq_up(port, **settings, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal) as up:
         os.close(terminal)
         try:
             shown = _read_until(controller, "press Ctrl-C to stop", timeout=90)

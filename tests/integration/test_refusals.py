@@ -18,22 +18,14 @@ from common.store.heartbeats import Heartbeat, live_workers
 from common.store.predictions import PredictionStore
 from tests.conftest import KEYS, stored
 from tests.integration.conftest import Stack
+from tests.integration.redis_faults import REFUSALS
 
 
-@pytest.fixture(params=["oom", "readonly"])
+@pytest.fixture(params=sorted(REFUSALS))
 def refusing(request: pytest.FixtureRequest, redis_client: redis.Redis) -> Iterator[str]:
     """The private Redis refusing writes, as it would at ``maxmemory`` or after a failover."""
-    if request.param == "oom":
-        redis_client.config_set("maxmemory", "1")
-    else:
-        redis_client.execute_command("REPLICAOF", "127.0.0.1", "1")  # nothing listens there
-    try:
+    with REFUSALS[request.param](redis_client):
         yield request.param
-    finally:
-        if request.param == "oom":
-            redis_client.config_set("maxmemory", "0")
-        else:
-            redis_client.execute_command("REPLICAOF", "NO", "ONE")
 
 
 def test_a_create_while_redis_refuses_writes_is_503_and_stores_nothing(
@@ -60,19 +52,17 @@ def test_an_openai_call_while_redis_refuses_writes_is_503(stack: Stack, refusing
     assert raised.value.status_code == 503
 
 
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
 def test_a_worker_announced_while_redis_refuses_writes_becomes_live_once_it_accepts(
-    redis_client: redis.Redis, refusing: str
+    redis_client: redis.Redis, refusal: str
 ) -> None:
     store = PredictionStore(redis_client, Settings.defaults())
     heartbeat = Heartbeat(store, "announced@tests", ["tests.announce"])
 
-    heartbeat.announce()  # a pool process that loaded its models during the fault: no exception
+    with REFUSALS[refusal](redis_client):
+        heartbeat.announce()  # a pool process that loaded its models during the fault: no exception
+        assert redis_client.zscore(keys.worker_heartbeats("tests.announce"), "announced@tests") is None
 
-    assert redis_client.zscore(keys.worker_heartbeats("tests.announce"), "announced@tests") is None
-    if refusing == "oom":
-        redis_client.config_set("maxmemory", "0")
-    else:
-        redis_client.execute_command("REPLICAOF", "NO", "ONE")
     deadline = time.monotonic() + 15
     while live_workers(store, "tests.announce") == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
