@@ -20,6 +20,7 @@ from api.views import images as image_views
 from api.views import index as index_views
 from api.views import models as model_views
 from api.views import predictions as prediction_views
+from api.views import queues as queue_views
 from common.catalog import Catalog
 from common.config import Settings
 from common.connections import redis_client
@@ -62,7 +63,15 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     found = build_services(settings)
     app.extensions[EXTENSION] = found
     api = docs.configure(app)
-    for views in (health_views, prediction_views, model_views, image_views, embedding_views, file_views):
+    for views in (
+        health_views,
+        prediction_views,
+        model_views,
+        image_views,
+        embedding_views,
+        file_views,
+        queue_views,
+    ):
         api.register_blueprint(views.blp)
     app.register_blueprint(index_views.blp)
     register_error_handler(app)

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from api.services import Services
 from common.store import keys, stats
-from common.store.heartbeats import live_workers
+from common.store.heartbeats import live_processes, live_workers
 
 REQUESTS = Counter(
     "inferq_http_requests_total", "HTTP requests served, by route and status.", ["method", "route", "status"]
@@ -91,6 +91,33 @@ class ClusterCollector(Collector):
             workers.add_metric([queue], live_workers(self.services.store, queue))
         yield depth
         yield workers
+        yield from self._lines()
+
+    def _lines(self) -> Iterator[Metric]:
+        """The scheduler's figures per model queue and class, and the pool processes serving each
+        queue: what to autoscale workers on (README, Autoscaling)."""
+        labels = ["queue", "priority"]
+        queued = GaugeMetricFamily("inferq_queue_queued", "Predictions waiting for a worker.", labels=labels)
+        running = GaugeMetricFamily("inferq_queue_running", "Predictions running on workers.", labels=labels)
+        oldest = GaugeMetricFamily(
+            "inferq_queue_oldest_age_seconds",
+            "Seconds the oldest waiting prediction has waited (0: none waits).",
+            labels=labels,
+        )
+        processes = GaugeMetricFamily(
+            "inferq_queue_worker_processes",
+            "Pool processes of the live workers on each queue.",
+            labels=["queue"],
+        )
+        store = self.services.store
+        for figures in store.schedule.figures(self.services.catalog.queues):
+            for priority, line in figures.lines.items():
+                label = [figures.queue, priority.value]
+                queued.add_metric(label, line.queued)
+                running.add_metric(label, line.running)
+                oldest.add_metric(label, line.oldest_age or 0.0)
+            processes.add_metric([figures.queue], live_processes(store, figures.queue))
+        yield from (queued, running, oldest, processes)
 
 
 def exposition(services: Services) -> tuple[bytes, str]:

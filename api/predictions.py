@@ -17,7 +17,7 @@ from common.catalog import ModelVersion
 from common.errors import Conflict, NotFound, RequestValidationError
 from common.ids import new_prediction_id
 from common.processes import logs
-from common.records import TERMINAL_STATUSES, Prediction, Status
+from common.records import TERMINAL_STATUSES, Prediction, Priority, Status
 from common.store.notifier import Watcher
 from common.store.predictions import CancelOutcome, Idempotency
 from common.webhooks import WebhookRefused, check_url
@@ -49,8 +49,13 @@ def build(
     *,
     webhook: dict[str, Any] | None = None,
     stream: bool = False,
+    priority: Priority = Priority.INTERACTIVE,
 ) -> Prediction:
-    """A new pending prediction of ``version`` (not stored yet); this request's logs now name it."""
+    """A new pending prediction of ``version`` (not stored yet); this request's logs now name it.
+
+    Its class is ``interactive`` unless the caller says otherwise: only a create
+    nobody waits on (:func:`priority_of`) is less.
+    """
     prediction = Prediction(
         id=new_prediction_id(),
         owner=owner,
@@ -62,9 +67,31 @@ def build(
         updated_at=0.0,
         webhook=webhook,
         stream=stream,
+        priority=priority,
     )
     logs.prediction_id.set(prediction.id)
     return prediction
+
+
+def priority_of(body: dict[str, Any], wait: float | None) -> Priority:
+    """A create's class: ``interactive`` when somebody waits on it (``Prefer: wait``, or a
+    stream), else ``default``; the body may ask for a lower one, never a higher.
+
+    Raises:
+        RequestValidationError: When the body asks for a class above its own (422).
+    """
+    own = Priority.INTERACTIVE if wait is not None or body["stream"] else Priority.DEFAULT
+    asked = body.get("priority")
+    if asked is None:
+        return own
+    if Priority(asked).ranks_above(own):
+        raise RequestValidationError.single(
+            ["body", "priority"],
+            f"This create runs as {own} at most (interactive is for creates somebody waits on: "
+            f"Prefer: wait, or a stream); it may ask for a lower class, not {asked}.",
+            "priority_too_high",
+        )
+    return Priority(asked)
 
 
 def submit(
@@ -109,7 +136,10 @@ def create(
             check_url(webhook["url"], allow_private=services.settings.webhook_allow_private)
         except WebhookRefused as e:
             raise RequestValidationError.single(["body", "webhook", "url"], e.message, "url_refused") from e
-    prediction = build(owner, version, body["input"], webhook=webhook, stream=body["stream"])
+    priority = priority_of(body, wait)
+    prediction = build(
+        owner, version, body["input"], webhook=webhook, stream=body["stream"], priority=priority
+    )
     with services.notifier.watch(prediction.id) as watcher:
         stored = submit(services, prediction, version, idempotency)
         if stored.id == prediction.id:

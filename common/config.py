@@ -120,6 +120,29 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     return keys
 
 
+def parse_key_weights(raw: str) -> dict[str, float]:
+    """Parses ``owner:weight,owner:weight`` (each a share of turns, above 0) into a mapping.
+
+    Raises:
+        ValueError: On an entry without both parts, a bad owner name or weight, or a repeated owner.
+    """
+    weights: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        owner, sep, weight = entry.partition(":")
+        if not sep or not OWNER_PATTERN.match(owner):
+            raise ValueError(f"entry {entry!r} is not of the form owner:weight")
+        if owner in weights:
+            raise ValueError(f"owner {owner!r} is given twice")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < 1e6:
+            raise ValueError(f"the weight of {owner!r} must be a number above 0 (and below a million)")
+        weights[owner] = value
+    return weights
+
+
 def _setting(env: str, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
     return field(metadata={"env": env, "parse": parse, "doc": doc, "secret": secret})
 
@@ -179,6 +202,14 @@ class Settings:
         "INFERQ_MAX_PENDING_PER_KEY",
         _whole,
         "unfinished predictions per API key before creates get 429 (0: no limit)",
+    )
+    max_running_per_key: int = _setting(
+        "INFERQ_MAX_RUNNING_PER_KEY",
+        _whole,
+        "predictions of one API key running at once across all workers; more wait (0: no limit)",
+    )
+    key_weights: dict[str, float] = _setting(
+        "INFERQ_KEY_WEIGHTS", parse_key_weights, "owner:weight,... shares of workers' turns (default 1)"
     )
     max_queue_depth: int = _setting(
         "INFERQ_MAX_QUEUE_DEPTH", _whole, "queued tasks per model queue before creates get 429 (0: no limit)"
@@ -260,6 +291,8 @@ class Settings:
             "rate_limit": None,
             "max_queue_depth": 1000,
             "max_pending_per_key": 10000,
+            "max_running_per_key": 0,
+            "key_weights": {},
             "metrics_auth": False,
             "celery_events": False,
             "shutdown_grace": 30.0,
@@ -320,6 +353,10 @@ class Settings:
         """Seconds an unfinished prediction's keys live: long enough to wait, run, and be kept after."""
         margin = 300
         return int(self.queue_deadline + self.max_run_time + self.cancel_grace + self.retention) + margin
+
+    def weight_of(self, owner: str) -> str:
+        """``owner``'s share of turns (``INFERQ_KEY_WEIGHTS``) as the create script stores it."""
+        return format(self.key_weights.get(owner, 1.0), "g")
 
     @property
     def lease_renew_interval(self) -> float:

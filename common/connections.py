@@ -57,3 +57,9 @@ def redis_unavailable(e: BaseException) -> bool:
         message = str(e)
         return any(message.startswith(f"{code} ") or f"-{code} " in message for code in REFUSALS)
     return False
+
+
+def redis_clock(client: redis.Redis) -> float:
+    """The Redis server's time (unix seconds): the one clock every process shares."""
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000

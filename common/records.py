@@ -37,6 +37,23 @@ TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED
 """Statuses a prediction never leaves."""
 
 
+class Priority(StrEnum):
+    """A prediction's class in its queue's line, highest first: a worker always takes the highest
+    class with work (``common.store.schedule``)."""
+
+    INTERACTIVE = "interactive"
+    """Somebody waits on an open connection: ``Prefer: wait``, a streamed create, the OpenAI routes."""
+    DEFAULT = "default"
+    """Every other create."""
+    BATCH = "batch"
+    """Bulk work nobody waits on (a create asks for it with ``"priority": "batch"``)."""
+
+    def ranks_above(self, other: Priority) -> bool:
+        """Whether this class is taken before ``other``."""
+        order = list(Priority)
+        return order.index(self) < order.index(other)
+
+
 class ErrorSource(StrEnum):
     """Who is at fault: ``external`` is the model or its input, ``internal`` is inferq."""
 
@@ -64,6 +81,19 @@ class ModelRef:
     def to_dict(self) -> dict[str, Any]:
         """The wire shape ``{"owner", "name", "version_number"}``."""
         return {"owner": self.owner, "name": self.name, "version_number": self.version_number}
+
+    @classmethod
+    def from_json(cls, raw: str) -> ModelRef:
+        """Reads the record's ``model`` field (:meth:`to_dict` as JSON).
+
+        Raises:
+            RecordError: When it cannot be decoded.
+        """
+        try:
+            found = json.loads(raw)
+            return cls(found["owner"], found["name"], int(found["version_number"]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise RecordError(f"model reference {raw!r} cannot be decoded: {e}") from e
 
 
 @dataclass(frozen=True)
@@ -114,6 +144,7 @@ class Prediction:
     attempts: int = 0
     stream_start: str = ""
     """The id of the restart marker the event log's current attempt begins at ('' before any restart)."""
+    priority: Priority = Priority.DEFAULT
     logs: str = field(default="", compare=False)
 
     def to_hash(self) -> dict[str, str]:
@@ -131,6 +162,7 @@ class Prediction:
             "cancel_requested": "1" if self.cancel_requested else "0",
             "attempts": str(self.attempts),
             "stream_start": self.stream_start,
+            "priority": self.priority.value,
         }
         for name in _JSON_FIELDS:
             fields[name] = json.dumps(getattr(self, name))
@@ -174,6 +206,7 @@ class Prediction:
                 cancel_requested=data.get("cancel_requested") == "1",
                 attempts=int(data.get("attempts") or 0),
                 stream_start=data.get("stream_start") or "",
+                priority=Priority(data.get("priority") or Priority.DEFAULT),
                 logs=logs,
                 **{name: float(data[name]) if data.get(name) else None for name in _OPTIONAL_FLOATS},
             )

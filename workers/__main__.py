@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     app = make_celery(settings, "inferq-worker")
     state = ProcessState(settings, catalog, TaskMessages(app, settings.webhook_queue))
     register_tasks(app, state.runner, state.deliverer)
-    _install_housekeeping(settings, app, hostname, queues, state)
+    _install_housekeeping(settings, app, hostname, queues, state, args.concurrency)
     tune_gc()
     worker = app.Worker(
         hostname=hostname,
@@ -93,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _install_housekeeping(
-    settings: Settings, app: Any, hostname: str, queues: list[str], state: ProcessState
+    settings: Settings, app: Any, hostname: str, queues: list[str], state: ProcessState, concurrency: int
 ) -> None:
     """Loads models in each pool process; starts heartbeats and recovery in the main process."""
     client = redis_client(settings)
     store = PredictionStore(client, settings)
-    heartbeat = Heartbeat(store, hostname, queues)
+    heartbeat = Heartbeat(store, hostname, queues, concurrency)
     recovery = Recovery(store, TaskMessages(app, settings.webhook_queue), Outbox(client))
 
     def on_process_init(**_: Any) -> None:
@@ -106,7 +106,7 @@ def _install_housekeeping(
         if set(queues) - {settings.webhook_queue}:
             runner.supervisor.warden = WardenLink.start()
         runner.preload(queues)
-        Heartbeat(runner.store, hostname, queues).announce()
+        Heartbeat(runner.store, hostname, queues, concurrency).announce()
         tune_gc()
 
     tickers: list[Ticker] = []

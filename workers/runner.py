@@ -29,12 +29,15 @@ from common.errors import ConfigError, ModelNotFound, PredictionCancelled
 from common.processes import logs
 from common.queue.broker import TaskMessages
 from common.records import ErrorSource, Prediction, PredictionError, Status
-from common.store.predictions import ClaimOutcome, Ending, PredictionStore
+from common.store.predictions import Claim, ClaimOutcome, Ending, PredictionStore
 from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
 from workers.supervisor import Supervisor, Watch, run_time_exceeded
 
 logger = logging.getLogger(__name__)
+
+PARK_TRIES = 5
+"""Claims tried when runs keep ending between a ``HELD`` claim and parking its message."""
 
 DEFAULT_BATCH_SIZE = 32
 """Predictions per forward pass of a batching adapter, unless its options say ``max_batch_size``."""
@@ -100,24 +103,31 @@ class Runner:
         self._alone: set[str] = set()
         """Batching versions whose last batch found no company: the next one waits for none."""
 
-    def run(self, prediction_id: str, model_key: str) -> None:
-        """Runs ``prediction_id`` (and, for a batching version, others queued with it)
-        unless another worker has it or it already ended."""
-        context = logs.prediction_id.set(prediction_id)
+    def run(self, hint: str, model_key: str) -> None:
+        """Runs the prediction that should run next on ``model_key``'s queue (and, for a batching
+        version, others queued with it); ``hint``, the one the task message named, usually is it.
+
+        Nothing runs when nothing waits (another worker took it, or it ended), and the
+        message is parked when every waiting key runs as many as it may.
+        """
+        context = logs.prediction_id.set(hint)
         try:
-            self._run(prediction_id, model_key)
+            self._run(hint, model_key)
         finally:
             logs.prediction_id.reset(context)
 
-    def _run(self, prediction_id: str, model_key: str) -> None:
+    def _run(self, hint: str, model_key: str) -> None:
         with ExitStack() as stack:
-            heard = stack.enter_context(self.supervisor.hearing([prediction_id]))
-            first = self._claim(prediction_id, model_key)
+            heard = stack.enter_context(self.supervisor.hearing([hint]))
+            first = self._claim(hint, model_key)
             if first is None:
                 return
+            if first.prediction.id != hint:
+                logs.prediction_id.set(first.prediction.id)
+                heard.set()  # its cancel was not listened for: the supervisor looks at once
             members = [first]
             self._watch(stack, first, heard)
-            prepared = self._prepare(model_key, first)
+            prepared = self._prepare(first.prediction.model.key, first)
             if prepared is not None:
                 version, adapter = prepared
                 if isinstance(adapter, BatchAdapter):
@@ -125,14 +135,32 @@ class Runner:
                 self._execute(adapter, version, members)
         self._record(members)
 
-    def _claim(self, prediction_id: str, model_key: str) -> Member | None:
+    def _claim(self, hint: str, model_key: str) -> Member | None:
         token = uuid.uuid4().hex
-        claim = self.store.claim(prediction_id, token, ready=model_key in self._adapters)
+        try:
+            version = self.catalog.version(model_key)
+        except ModelNotFound:  # gone from the models file: claimed to be failed with the reason
+            claim = self.store.claim(hint, token, ready=False)
+        else:
+            claim = self._claim_next(hint, version, token)
         if claim.outcome is not ClaimOutcome.CLAIMED or claim.prediction is None:
-            logger.info("prediction %s not run: %s", prediction_id, claim.outcome)
+            logger.info("prediction %s not run: %s", hint, claim.outcome)
             return None
         self._announce(claim.prediction)
         return self._member(claim.prediction, token)
+
+    def _claim_next(self, hint: str, version: ModelVersion, token: str) -> Claim:
+        """The scheduler's claim on ``version``'s queue; a ``HELD`` one parks the message."""
+        queue = version.queue
+        for _ in range(PARK_TRIES):
+            claim = self.store.claim_next(hint, queue, token, loaded=self._adapters.keys())
+            if claim.outcome is not ClaimOutcome.HELD:
+                return claim
+            if self.store.park(hint, queue, self.messages.envelope(hint, version.ref, queue)):
+                logger.info("every key waiting on %s runs as many as it may; message parked", queue)
+                return claim
+        logger.warning("could not park a message of %s; recovery will queue one if needed", queue)
+        return claim
 
     def _member(self, prediction: Prediction, token: str) -> Member:
         ctx = PredictionContext(prediction.id, self.store, stream=prediction.stream, token=token)

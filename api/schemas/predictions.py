@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.validation import StrictBoolean
-from common.records import Status
+from common.records import Priority, Status
 from common.wire import PredictionListItemSchema, PredictionSchema
 
 __all__ = [
@@ -54,6 +54,14 @@ class CreatePredictionSchema(Schema):
     input = fields.Dict(keys=fields.String(), required=True)
     webhook = fields.Nested(WebhookSchema, allow_none=True, load_default=None)
     stream = StrictBoolean(load_default=False)
+    priority = fields.String(
+        load_default=None,
+        validate=validate.OneOf([p.value for p in Priority]),
+        metadata={
+            "description": "inferq extension: a lower class than the create's own (interactive with "
+            "`Prefer: wait` or a stream, else default); `batch` lets everything else go first"
+        },
+    )
 
     def load(self, data: Any, **kwargs: Any) -> Any:
         """marshmallow's load, answered directly for the plain body nearly every create sends.
@@ -83,7 +91,7 @@ def plain_create_body(data: Any, *, with_model: bool) -> dict[str, Any] | None:
     payload, stream = data.get("input"), data.get("stream", False)
     if type(payload) is not dict or type(stream) is not bool or not all(type(k) is str for k in payload):
         return None
-    loaded = {"input": payload, "webhook": None, "stream": stream}
+    loaded = {"input": payload, "webhook": None, "stream": stream, "priority": None}
     if with_model:
         if type(data.get("model")) is not str:
             return None

@@ -8,9 +8,9 @@ A message can also be lost without any claim: a broker connection that drops
 just as a worker takes a message (kombu moves it from the queue to its unacked
 set in two steps), or the messages a worker had reserved when it lost Redis
 (Celery drops them, and kombu restores them only after the visibility timeout).
-So a prediction still waiting for a worker after ``ORPHAN_AGE`` seconds, whose
-message is neither in its queue nor freshly taken by a worker, gets it queued
-again. A second message for a prediction does no harm: claims are atomic.
+So a queue whose predictions have waited ``ORPHAN_AGE`` seconds and that holds
+fewer messages than waiting predictions gets the missing ones. A message too
+many does no harm: claims are atomic, and one finding nothing to run is dropped.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ ORPHAN_AGE = 30.0
 ORPHAN_SCAN_INTERVAL = 10
 """Seconds between scans for lost messages (one process scans per interval)."""
 
-ORPHAN_SCAN_LIMIT = 2000
-"""A queue longer than this is not scanned this round: its predictions are clearly moving."""
+RESCUE_LIMIT = 100
+"""Task messages one scan queues on one queue, at most."""
 
 WEBHOOK_TRIGGER_LEASE = 30.0
 """Seconds before a webhook delivery that was asked for (and has not reported back) is asked for again."""
@@ -58,6 +58,7 @@ class Recovery:
         for prediction_id in self.store.overdue.release_lapsed(now, self.messages.envelope):
             logger.warning("prediction %s lost its worker; queued it again", prediction_id)
         self.rescue_orphans(now)
+        self.unpark()
         abandoned = self.store.overdue.abandon_overdue(now)
         if abandoned:
             logger.warning("abandoned %d prediction(s) that no worker started in time", abandoned)
@@ -66,45 +67,60 @@ class Recovery:
             self.messages.send_webhook_delivery(prediction_id)
 
     def rescue_orphans(self, now: float) -> int:
-        """Queues again the waiting predictions whose message is nowhere; returns how many."""
+        """Queues task messages on the queues that hold fewer than they have waiting predictions.
+
+        A message means "run the next one here" (``common.store.schedule``), so
+        what counts is how many there are: those in the queue, those parked, and
+        those a worker took less than ``ORPHAN_AGE`` ago (still on their way to a
+        claim). A queue whose oldest prediction has waited less than that is
+        moving and is left alone. A message too many does no harm: it finds
+        nothing to run. Returns how many it queued.
+        """
         client = self.store.redis
         if not client.set(keys.orphan_scan_lock(), "1", nx=True, ex=ORPHAN_SCAN_INTERVAL):
             return 0
-        waiting = self.store.overdue.waiting_since(now - ORPHAN_AGE)
-        if not waiting:
-            return 0
-        seen = self._in_flight({queue for _, queue, _ in waiting}, now)
+        schedule = self.store.schedule
         rescued = 0
-        for prediction_id, queue, model in waiting:
-            if queue in seen and prediction_id not in seen[queue]:
-                message = self.messages.envelope(prediction_id, model, queue)
-                if self.store.overdue.requeue(prediction_id, queue, message):
-                    logger.warning("prediction %s had lost its message; queued it again", prediction_id)
-                    rescued += 1
+        for figures in schedule.figures(schedule.waiting_queues()):
+            oldest = schedule.oldest(figures.queue)
+            if oldest is None or oldest.age < ORPHAN_AGE:
+                continue
+            queue = figures.queue
+            messages = client.llen(keys.celery_queue(queue)) + figures.parked + self._taken(queue, now)
+            missing = min(figures.queued - messages, RESCUE_LIMIT)
+            model = schedule.model_of(oldest.prediction_id)
+            if missing <= 0 or model is None:
+                continue
+            client.lpush(
+                keys.celery_queue(queue),
+                *(self.messages.envelope(oldest.prediction_id, model, queue) for _ in range(missing)),
+            )
+            logger.warning(
+                "queue %s had %d message(s) fewer than waiting predictions; queued them", queue, missing
+            )
+            rescued += missing
         return rescued
 
-    def _in_flight(self, queues: set[str], now: float) -> dict[str, set[str]]:
-        """Per scannable queue, the prediction ids whose messages are queued or freshly taken."""
+    def unpark(self) -> None:
+        """Puts parked messages back where their owners may run more (a run's end does it too)."""
+        schedule = self.store.schedule
+        for queue in schedule.parked_queues():
+            schedule.unpark(queue, self.store.settings.max_running_per_key)
+
+    def _taken(self, queue: str, now: float) -> int:
+        """How many of ``queue``'s messages workers took less than ``ORPHAN_AGE`` ago."""
         client = self.store.redis
         tags = cast(list[str], client.zrangebyscore(keys.celery_unacked_index(), now - ORPHAN_AGE, "+inf"))
         unacked = cast(list[str | None], client.hmget(keys.celery_unacked(), tags)) if tags else []
-        taken = {_task_id(raw) for raw in unacked}
-        seen: dict[str, set[str]] = {}
-        for queue in queues:
-            if client.llen(keys.celery_queue(queue)) > ORPHAN_SCAN_LIMIT:
-                continue
-            queued = cast(list[str], client.lrange(keys.celery_queue(queue), 0, -1))
-            seen[queue] = {i for i in taken | {_task_id(raw) for raw in queued} if i is not None}
-        return seen
+        return sum(1 for raw in unacked if _routing_key(raw) == queue)
 
 
-def _task_id(raw: str | None) -> str | None:
-    """The task id (a prediction's id) of a queued or unacknowledged message."""
+def _routing_key(raw: str | None) -> str | None:
+    """The queue an unacknowledged message came from (kombu records ``[message, exchange, routing key]``)."""
     if raw is None:
         return None
     try:
         found = json.loads(raw)
-        message = found[0] if isinstance(found, list) else found
-        return str(message["headers"]["id"])
+        return str(found[2])
     except (ValueError, KeyError, IndexError, TypeError):
         return None

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import cast
 
 import redis
 
 from common.backoff import FIRST_DELAY, Backoff
+from common.connections import redis_clock
 from common.store import keys
 from common.store.predictions import PredictionStore
 
@@ -32,10 +34,16 @@ HEARTBEAT_TTL = 10.0
 class Heartbeat:
     """Marks this worker live on each queue it consumes, for readiness checks and tests."""
 
-    def __init__(self, store: PredictionStore, worker: str, queues: list[str]) -> None:
+    def __init__(self, store: PredictionStore, worker: str, queues: list[str], processes: int = 1) -> None:
+        """
+        Args:
+            processes: The worker's pool processes (its ``--concurrency``), counted by
+                :func:`live_processes`.
+        """
         self.store = store
         self.worker = worker
         self.queues = queues
+        self.processes = processes
         self._announced = False
 
     def announce(self) -> None:
@@ -70,7 +78,8 @@ class Heartbeat:
             entry = {self.worker: now + HEARTBEAT_TTL}
             pipe.zadd(keys.worker_heartbeats(queue), entry, xx=refresh_only, ch=True)
             pipe.zremrangebyscore(keys.worker_heartbeats(queue), "-inf", now)
-        return any(pipe.execute()[::2])
+            pipe.hset(keys.worker_processes(queue), self.worker, self.processes)
+        return any(pipe.execute()[::3])
 
     def retire(self) -> None:
         """Removes this worker's entries (it is stopping), for good."""
@@ -78,6 +87,7 @@ class Heartbeat:
         pipe = self.store.redis.pipeline(transaction=False)
         for queue in self.queues:
             pipe.zrem(keys.worker_heartbeats(queue), self.worker)
+            pipe.hdel(keys.worker_processes(queue), self.worker)
         pipe.execute()
 
 
@@ -86,7 +96,11 @@ def live_workers(store: PredictionStore, queue: str) -> int:
     return int(store.redis.zcount(keys.worker_heartbeats(queue), redis_clock(store.redis), "+inf"))
 
 
-def redis_clock(client: redis.Redis) -> float:
-    """The Redis server's time (unix seconds): the one clock every process shares."""
-    seconds, microseconds = client.time()
-    return seconds + microseconds / 1_000_000
+def live_processes(store: PredictionStore, queue: str) -> int:
+    """How many pool processes the live workers on ``queue`` have, all told."""
+    client = store.redis
+    live = cast(list[str], client.zrangebyscore(keys.worker_heartbeats(queue), redis_clock(client), "+inf"))
+    if not live:
+        return 0
+    counts = cast(list[str | None], client.hmget(keys.worker_processes(queue), live))
+    return sum(int(count or 1) for count in counts)

@@ -119,6 +119,41 @@ def lanes_channel() -> str:
     return f"{PREFIX}:lanes"
 
 
+def schedule() -> str:
+    """Hash of the scheduler's figures (``common.store.schedule``): ``queued <queue> <class>`` and
+    ``running <queue> <class>`` counts, ``owner <owner>`` and ``owner <owner> <queue> <class>``
+    running counts, ``clock <queue> <class>`` (the class's turn order has reached this pass) and
+    ``weight <owner>`` (a key's share, when not 1)."""
+    return f"{PREFIX}:schedule"
+
+
+def schedule_turns(queue: str, priority: str) -> str:
+    """Sorted set of the owners with predictions waiting on ``queue`` in class ``priority``,
+    scored by their pass: the lowest has the next turn.
+
+    The scripts build this key and the two below in Lua too (``lua/schedule.lua``, from the
+    prefix :func:`schedule`); ``tests/unit/test_keys.py`` holds both alike.
+    """
+    return f"{schedule()}:{queue}:{priority}"
+
+
+def schedule_waiting(queue: str, priority: str, owner: str) -> str:
+    """Sorted set of one owner's prediction ids waiting on ``queue`` in class ``priority``, scored
+    by creation time (unix seconds): the owner's next is the lowest."""
+    return f"{schedule_turns(queue, priority)}:{owner}"
+
+
+def schedule_parked(queue: str) -> str:
+    """List of task messages of ``queue`` set aside while its waiting predictions' owners all run
+    as many as ``INFERQ_MAX_RUNNING_PER_KEY`` allows; one goes back on the queue as each run ends."""
+    return f"{schedule()}:{queue}:parked"
+
+
+def schedule_parked_queues() -> str:
+    """Set of the queues that have parked messages (:func:`schedule_parked`)."""
+    return f"{schedule()}:parked-queues"
+
+
 def rate_limit_prefix() -> str:
     """Prefix of the rate limiter's counters (one per API key and window, kept by flask-limiter)."""
     return f"{PREFIX}:ratelimit"
@@ -127,6 +162,11 @@ def rate_limit_prefix() -> str:
 def worker_heartbeats(queue: str) -> str:
     """Sorted set of live workers consuming ``queue``, scored by when their heartbeat lapses."""
     return f"{PREFIX}:workers:{queue}"
+
+
+def worker_processes(queue: str) -> str:
+    """Hash of each worker consuming ``queue`` to its pool processes (its ``--concurrency``)."""
+    return f"{PREFIX}:workers:{queue}:processes"
 
 
 def celery_queue(queue: str) -> str:

@@ -1,4 +1,4 @@
-"""What nobody is doing: predictions whose worker died, whose message was lost, or that waited too long.
+"""What nobody is doing: predictions whose worker died, or that waited too long.
 
 Recovery (``common.queue.recovery``) runs these queries in every process; the
 scripts make each change happen exactly once however many processes race.
@@ -16,9 +16,6 @@ from common.config import Settings
 from common.records import ModelRef
 from common.store import keys
 from common.store.scripts import Scripts
-
-MAX_REQUEUES = 3
-"""Copies of its message recovery may queue for one waiting prediction, at most."""
 
 MessageBuilder = Callable[[str, ModelRef, str], str]
 """Builds the task message for ``(prediction id, model, queue)`` (see ``TaskMessages`` in the broker)."""
@@ -58,28 +55,6 @@ class Overdue:
 
     def _due_ids(self, index: str, now: float, limit: int) -> list[str]:
         return cast(list[str], self.redis.zrangebyscore(index, "-inf", now, start=0, num=limit))
-
-    def waiting_since(self, before: float, limit: int = 200) -> list[tuple[str, str, ModelRef]]:
-        """Unclaimed predictions created before the unix time ``before``: ``(id, queue, model)``."""
-        latest_deadline = before + self.settings.queue_deadline
-        found = self._due_ids(keys.pending(), latest_deadline, limit)
-        pipe = self.redis.pipeline(transaction=False)
-        for prediction_id in found:
-            pipe.hmget(keys.prediction(prediction_id), ["claim", "queue", "model"])
-        waiting = []
-        for prediction_id, (claim, queue, model_json) in zip(found, pipe.execute(), strict=True):
-            if queue and model_json and not claim:
-                model = json.loads(model_json)
-                waiting.append(
-                    (prediction_id, queue, ModelRef(model["owner"], model["name"], model["version_number"]))
-                )
-        return waiting
-
-    def requeue(self, prediction_id: str, queue: str, message: str) -> bool:
-        """Queues ``message`` again for a prediction still waiting for a worker, at most
-        ``MAX_REQUEUES`` times; see requeue.lua."""
-        queue_key = keys.celery_queue(queue)
-        return bool(self._run("requeue", prediction_id, message, MAX_REQUEUES, extra_keys=[queue_key]))
 
     def abandon_overdue(self, now: float, limit: int = 100) -> int:
         """Abandons unclaimed predictions past their queue deadline; returns how many."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, cast
@@ -35,6 +35,7 @@ from common.store.events import EventLog
 from common.store.lanes import Hint, Lanes
 from common.store.listing import OwnerIndex
 from common.store.overdue import Overdue
+from common.store.schedule import Schedule
 from common.store.scripts import Scripts
 
 IDEMPOTENCY_TTL = 24 * 3600
@@ -64,6 +65,9 @@ class ClaimOutcome(StrEnum):
     """Cancellation was requested before it ran; it is now cancelled."""
     ABANDONED = "abandoned"
     """Its queue deadline passed, or its workers died too often; it is now abandoned."""
+    HELD = "held"
+    """Its owner (or, for the next in line, every waiting owner) runs ``INFERQ_MAX_RUNNING_PER_KEY``
+    predictions already; it waits."""
 
 
 class CancelOutcome(StrEnum):
@@ -117,6 +121,8 @@ class PredictionStore:
         """What nobody is doing: lapsed leases, lost messages, missed queue deadlines."""
         self.lanes = Lanes(client)
         """Hints of queued predictions of batched versions, for gathering workers."""
+        self.schedule = Schedule(client, self._run)
+        """Which waiting prediction runs next, and the queues' figures."""
 
     # -- the API side -----------------------------------------------------------------
 
@@ -178,6 +184,7 @@ class PredictionStore:
             mapping,
             IDEMPOTENCY_TTL,
             self.settings.max_pending_per_key,
+            self.settings.weight_of(prediction.owner),
             *flat,
             extra_keys=[
                 keys.owner_predictions(prediction.owner),
@@ -259,20 +266,50 @@ class PredictionStore:
 
     # -- the worker side --------------------------------------------------------------
 
-    def claim(self, prediction_id: str, token: str, *, ready: bool) -> Claim:
-        """Atomically takes a prediction for this worker, under a lease.
+    def claim_next(self, hint: str, queue: str, token: str, *, loaded: Collection[str]) -> Claim:
+        """Atomically takes the prediction that should run next on ``queue``, under a lease.
+
+        The scheduler picks it (``common.store.schedule``): the highest class with
+        work, in it the key whose turn it is, and that key's oldest; ``hint``, the
+        prediction the task message named, is claimed itself only when nothing is
+        in line (see ``lua/next.lua``). ``HELD``: every waiting key runs as many as
+        ``INFERQ_MAX_RUNNING_PER_KEY`` allows; park the message (:meth:`park`).
 
         Args:
-            prediction_id: The prediction named by the task message.
+            hint: The prediction the task message named.
+            queue: The queue the message came from.
+            token: Unique to this attempt; every later write must present it.
+            loaded: The model versions (``owner/name:N``) this worker has loaded: one of
+                them goes straight to ``started``.
+        """
+        limit = self.settings.max_running_per_key
+        return self._claimed(
+            self._run("next", hint, *self._claim_args(token, " ".join(loaded)), queue, limit)
+        )
+
+    def claim(self, prediction_id: str, token: str, *, ready: bool) -> Claim:
+        """Atomically takes this very prediction for this worker, under a lease.
+
+        Args:
+            prediction_id: The prediction to run.
             token: Unique to this attempt; every later write must present it.
             ready: The model is already loaded, so the prediction goes straight to ``started``.
         """
-        result = self._run("claim", prediction_id, *self._claim_args(token, ready))
+        args = (*self._claim_args(token, "1" if ready else "0"), self.settings.max_running_per_key)
+        return self._claimed(self._run("claim", prediction_id, *args))
+
+    @staticmethod
+    def _claimed(result: list[Any]) -> Claim:
         outcome = ClaimOutcome(result[0])
         if outcome is not ClaimOutcome.CLAIMED:
             return Claim(outcome)
         fields = dict(zip(result[1::2], result[2::2], strict=True))
         return Claim(outcome, Prediction.from_hash(fields))
+
+    def park(self, hint: str, queue: str, message: str) -> bool:
+        """Sets ``message`` aside after a ``HELD`` claim, unless something became runnable
+        meanwhile (then claim again); it goes back on ``queue`` when a run ends."""
+        return bool(self._run("park", hint, queue, message, self.settings.max_running_per_key))
 
     def claim_hinted(self, hints: list[Hint], queue: str) -> list[tuple[Prediction, str]]:
         """Claims the hinted predictions that are still free (as ``started``: the model is loaded),
@@ -282,9 +319,10 @@ class PredictionStore:
             ``(record, token)`` for each prediction claimed.
         """
         tokens = [uuid.uuid4().hex for _ in hints]
+        limit = self.settings.max_running_per_key
         results = self._run.many(
             [
-                ("claim", hint.prediction_id, self._claim_args(token, True))
+                ("claim", hint.prediction_id, (*self._claim_args(token, "1"), limit))
                 for hint, token in zip(hints, tokens, strict=True)
             ]
         )
@@ -300,12 +338,12 @@ class PredictionStore:
             pipe.execute()
         return [(prediction, token) for _, prediction, token in claimed]
 
-    def _claim_args(self, token: str, ready: bool) -> tuple[Any, ...]:
+    def _claim_args(self, token: str, ready: str) -> tuple[Any, ...]:
         return (
             token,
             self.settings.lease_ttl,
             self.settings.max_attempts,
-            "1" if ready else "0",
+            ready,
             self._live_ttl,
         )
 

@@ -1,9 +1,9 @@
 """The store's Lua scripts: loaded once per client, run with the keys every one of them may touch.
 
-Each script is ``common/store/lua/prelude.lua`` (shared helpers) followed by its own
-file. Every script gets the same leading keys and arguments, so any of them can
-end a prediction the same way (publish the news, close the event log, snapshot
-the webhook, count the metrics).
+Each script is ``common/store/lua/prelude.lua`` and the other shared helpers
+(``INCLUDES``) followed by its own file. Every script gets the same leading keys
+and arguments, so any of them can end a prediction the same way (publish the
+news, close the event log, snapshot the webhook, count the metrics, free a turn).
 """
 
 from __future__ import annotations
@@ -22,15 +22,37 @@ from common.store.stats import BUCKETS
 Call = tuple[str, str, Sequence[Any]]
 """One script run for :meth:`Scripts.many`: ``(script, prediction_id, args)``."""
 
-NAMES = ("create", "claim", "started", "renew", "emit", "finish", "cancel", "release", "expire", "requeue")
-"""The scripts in ``common/store/lua``, besides the prelude."""
+NAMES = (
+    "create",
+    "claim",
+    "next",
+    "park",
+    "unpark",
+    "started",
+    "renew",
+    "emit",
+    "finish",
+    "cancel",
+    "release",
+    "expire",
+)
+"""The scripts in ``common/store/lua``, besides the shared helpers."""
+
+INCLUDES = ("prelude", "schedule", "ending", "claiming")
+"""The shared helpers every script begins with, in order (each may use those before it)."""
 
 
 def load(name: str) -> str:
-    """The source of script ``name``, prelude included."""
+    """The source of script ``name``, shared helpers included."""
     lua = resources.files("common.store").joinpath("lua")
-    prelude = lua.joinpath("prelude.lua").read_text().replace("{{BUCKETS}}", ", ".join(map(str, BUCKETS)))
-    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    values = {"{{BUCKETS}}": ", ".join(map(str, BUCKETS)), "{{SCHEDULE}}": keys.schedule()}
+    parts = []
+    for part in (*INCLUDES, name):
+        text = lua.joinpath(f"{part}.lua").read_text()
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
+        parts.append(text)
+    return "\n".join(parts)
 
 
 class Scripts:
@@ -96,6 +118,8 @@ class Scripts:
             keys.duration_histogram("wait"),
             keys.duration_histogram("run"),
             keys.unfinished_counts(),
+            keys.schedule(),
+            keys.schedule_parked_queues(),
             *extra_keys,
         ]
 

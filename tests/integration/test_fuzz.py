@@ -79,6 +79,7 @@ OPERATIONS = (
     "POST /v1/predictions/{prediction_id}/cancel",
     "POST /v1/models/{owner}/{name}/predictions",
     "POST /v1/models/{owner}/{name}/versions/{number}/predictions",
+    "GET /v1/queues",
     "GET /v1/models",
     "GET /v1/models/{owner}",
     "GET /v1/models/{owner}/{name}",

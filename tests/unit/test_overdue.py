@@ -9,7 +9,6 @@ from common.config import Settings
 from common.ids import new_prediction_id
 from common.records import ErrorSource, PredictionError, Status
 from common.store import keys
-from common.store.overdue import MAX_REQUEUES
 from common.store.predictions import ClaimOutcome, PredictionStore
 from tests.unit.stores import (
     LONG_AGO,
@@ -129,27 +128,3 @@ def test_abandon_overdue_skips_claimed_and_ended(store: PredictionStore, client:
     assert store.overdue.abandon_overdue(time.time()) == 0
     assert (status(store, running.id), status(store, ended.id)) == (Status.STARTING, Status.SUCCEEDED)
     assert client.zcard(keys.pending()) == 0
-
-
-def test_waiting_since_lists_only_old_unclaimed_predictions(store: PredictionStore) -> None:
-    old, young, taken = new(store), new(store), claimed(store, "t1")
-    now = time.time()
-    store.redis.zadd(keys.pending(), {p.id: now - 60 + store.settings.queue_deadline for p in (old, taken)})
-    waiting = store.overdue.waiting_since(now - 30)
-    assert [(prediction_id, queue) for prediction_id, queue, _ in waiting] == [(old.id, QUEUE)]
-    assert young.id not in {prediction_id for prediction_id, _, _ in waiting}
-
-
-def test_requeue_queues_a_waiting_prediction_a_bounded_number_of_times(
-    store: PredictionStore, client: fakeredis.FakeRedis
-) -> None:
-    waiting, taken = new(store), claimed(store, "t1")
-    client.delete(keys.celery_queue(QUEUE))
-    assert [store.overdue.requeue(waiting.id, QUEUE, f"copy {i}") for i in range(MAX_REQUEUES + 1)] == [
-        *[True] * MAX_REQUEUES,
-        False,
-    ]
-    copies = [f"copy {i}" for i in reversed(range(MAX_REQUEUES))]
-    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == copies
-    assert store.overdue.requeue(taken.id, QUEUE, "copy") is False
-    assert status(store, waiting.id) is Status.PENDING

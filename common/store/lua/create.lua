@@ -6,7 +6,8 @@
 -- streamed prediction ('' for none), ARGV[10] the most tasks the queue may hold (0: no limit),
 -- ARGV[11] the channel that hears of pushes onto lanes, ARGV[12] the idempotency mapping's value,
 -- '<id> <fingerprint>' ('' for no key), ARGV[13] its ttl (s), ARGV[14] the most unfinished
--- predictions the owner may have (0: no limit), ARGV[15..] field/value pairs of the record.
+-- predictions the owner may have (0: no limit), ARGV[15] the owner's weight in turns
+-- (schedule.lua), ARGV[16..] field/value pairs of the record.
 -- Returns 'full' (and stores nothing) when the queue is full, 'busy' (storing nothing) when the
 -- owner has as many unfinished predictions as it may, and {'earlier', <mapping>} (storing
 -- nothing) when the idempotency key already names another prediction.
@@ -25,14 +26,14 @@ if redis.call('EXISTS', record) == 1 then return redis.call('HGET', record, 'cre
 local limit = tonumber(ARGV[10])
 if limit > 0 and redis.call('LLEN', KEYS[STANDARD + 2]) >= limit then return 'full' end
 local owner = nil
-for i = 15, #ARGV, 2 do
+for i = 16, #ARGV, 2 do
   if ARGV[i] == 'owner' then owner = ARGV[i + 1]; break end
 end
 local most = tonumber(ARGV[14])
 if most > 0 and tonumber(redis.call('HGET', unfinished, owner) or '0') >= most then return 'busy' end
 local now = clock()
 local changes = {}
-for i = 15, #ARGV do changes[#changes + 1] = ARGV[i] end
+for i = 16, #ARGV do changes[#changes + 1] = ARGV[i] end
 for _, value in ipairs({'created_at', fmt(now), 'updated_at', fmt(now), 'claim', ''}) do
   changes[#changes + 1] = value
 end
@@ -59,6 +60,7 @@ if string.sub(record, -#id) == id then
 end
 redis.call('HINCRBY', unfinished, owner, 1)
 redis.call('ZADD', pending, now + tonumber(ARGV[6]), id)
+enqueue(fields, ARGV[15])
 redis.call('LPUSH', KEYS[STANDARD + 2], ARGV[8])
 local model = cjson.decode(fields['model'])
 redis.call('HINCRBY', KEYS[STANDARD + 3], model['owner'] .. '/' .. model['name'], 1)

@@ -2,15 +2,17 @@
 --   KEYS[1] record hash, KEYS[2] pending zset, KEYS[3] leases zset,
 --   KEYS[4] logs string, KEYS[5] events stream, KEYS[6] webhook outbox, KEYS[7] webhooks-due zset,
 --   KEYS[8] finished counts, KEYS[9] wait histogram, KEYS[10] run histogram, KEYS[11] unfinished
---   counts by owner; a script's own keys follow from KEYS[STANDARD + 1].
+--   counts by owner, KEYS[12] the scheduler's figures, KEYS[13] the queues with parked messages;
+--   a script's own keys follow from KEYS[STANDARD + 1].
+--   The script is this prelude, then schedule.lua and ending.lua (helpers), then its own file.
 --   ARGV[1] prediction id, ARGV[2] updates channel, ARGV[3] cancel channel,
 --   ARGV[4] retention seconds, ARGV[5] progress channel; script-specific arguments follow
 --   from ARGV[6].
 local record, pending, leases, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox, webhooks_due = KEYS[6], KEYS[7]
 local finished_counts, wait_histogram, run_histogram = KEYS[8], KEYS[9], KEYS[10]
-local unfinished = KEYS[11]
-local STANDARD = 11
+local unfinished, schedule, parked_queues = KEYS[11], KEYS[12], KEYS[13]
+local STANDARD = 13
 local BUCKETS = {{{BUCKETS}}}  -- upper bounds, in seconds (common.store.stats.BUCKETS)
 local id, updates_channel, cancel_channel = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
@@ -19,6 +21,18 @@ local progress_channel = ARGV[5]
 -- long, so a waiter need not read it back; a longer record is read back by whoever needs it.
 local NEWS_RECORD_LIMIT = 16384
 local TERMINAL = {succeeded = true, failed = true, cancelled = true, abandoned = true}
+
+-- Points the per-prediction keys and ``id`` at prediction ``other``: each of those keys names its
+-- prediction by holding its id once (common.store.keys), so the other's are these with it swapped.
+-- The scheduler's claim uses it: the task message names a prediction, the claim picks which runs.
+local function rebind(other)
+  local function swap(key)
+    local first, last = string.find(key, id, 1, true)
+    return string.sub(key, 1, first - 1) .. other .. string.sub(key, last + 1)
+  end
+  record, logs, events, outbox = swap(record), swap(logs), swap(events), swap(outbox)
+  id = other
+end
 
 local function clock()
   local t = redis.call('TIME')
@@ -31,7 +45,7 @@ end
 
 -- The fields a status change reads, for a record too big to copy whole (see read_record).
 local STATUS_FIELDS = {'status', 'claim', 'owner', 'model', 'stream', 'webhook', 'cancel_requested',
-  'created_at', 'started_at', 'attempts'}
+  'created_at', 'started_at', 'attempts', 'queue', 'priority'}
 -- The tables read_record filled with STATUS_FIELDS alone.
 local partial = {}
 
@@ -132,42 +146,4 @@ local function record_stats(now, status, fields)
     observe(wait_histogram, model, started - tonumber(fields['created_at']))
     observe(run_histogram, model, now - started)
   end
-end
-
--- The only way a prediction reaches a terminal status; callers check it is not terminal yet and
--- pass its fields (read_record). ``extra`` lists more field/value pairs to write with it.
--- A streamed prediction's event log gets its terminal event (done, or error for failed and
--- abandoned) in the same step, so a stream of a finished prediction always ends with one.
-local function finish(now, status, fields, output, err, metrics, extra)
-  local changes = {'status', status, 'updated_at', fmt(now), 'completed_at', fmt(now), 'claim', '',
-    'output', output or 'null', 'error', err or '', 'metrics', metrics or 'null'}
-  for _, value in ipairs(extra or {}) do changes[#changes + 1] = value end
-  update(fields, changes)
-  if fields['stream'] == '1' then
-    local kind = 'done'
-    if status == 'failed' or status == 'abandoned' then kind = 'error' end
-    redis.call('XADD', events, '*', 'event', kind, 'data', '')
-  end
-  redis.call('ZREM', pending, id)
-  redis.call('ZREM', leases, id)
-  if redis.call('HINCRBY', unfinished, fields['owner'], -1) <= 0 then
-    redis.call('HDEL', unfinished, fields['owner'])  -- (below 0 only for one created before the count)
-  end
-  record_stats(now, status, fields)
-  local ended, logs_size = nil, nil
-  if not partial[fields] then
-    logs_size = redis.call('STRLEN', logs)
-    if #(fields['input'] or '') + #fields['output'] + logs_size <= NEWS_RECORD_LIMIT then
-      ended = snapshot(fields, logs_size)
-    end
-  end
-  notify_webhook(now, fields, logs_size)
-  expire_all(retention, fields)
-  local news = id .. ' ' .. status
-  if ended and #ended <= NEWS_RECORD_LIMIT then news = news .. ' ' .. ended end
-  redis.call('PUBLISH', updates_channel, news)
-end
-
-local function internal_error(message)
-  return cjson.encode({source = 'internal', message = message, detail = cjson.null})
 end
