@@ -29,9 +29,9 @@ flooded wait. Three measurements, one subcommand each:
   per ``--weights`` (default ``1:1 3:1``), each in a fresh stack with
   ``INFERQ_KEY_WEIGHTS=a:WA,b:WB``; goal <= 0.10 for each. A tree whose
   settings do not know ``INFERQ_KEY_WEIGHTS`` (plain FIFO: inferq refuses an
-  unknown ``INFERQ_*`` variable) runs without it and says so. With
-  interleaved arrivals FIFO already completes 1:1: that run guards against a
-  scheduler that favours one key, the 3:1 run is the one FIFO cannot meet.
+  unknown ``INFERQ_*`` variable) runs without it and says so. FIFO completes
+  the keys only as evenly as their creators happened to race (one key's
+  creates getting tens ahead early keeps that lead until both drain).
 - ``cost``: what the scheduler costs the core. ``overhead.py`` and
   ``throughput.py`` are run, alternating, from this tree and from a copy of
   ``--baseline-commit`` (``git archive`` into a temporary directory: nothing in
