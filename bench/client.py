@@ -21,13 +21,14 @@ class Client:
     Args:
         port: The API's port on 127.0.0.1.
         timeout: Socket timeout in seconds (a held wait needs more than its ``wait``).
+        key: The API key to send (its owner's predictions are the ones seen).
     """
 
-    def __init__(self, port: int, timeout: float = 120.0) -> None:
+    def __init__(self, port: int, timeout: float = 120.0, key: str = API_KEY) -> None:
         self.port = port
         self.timeout = timeout
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
     def request(self, method: str, path: str, body: Any = None, wait: float | None = None) -> tuple[int, Any]:
         """Sends one request and returns ``(status code, decoded JSON body)``.
@@ -64,9 +65,9 @@ class Client:
 
 
 def creates(
-    port: int, count: int, clients: int, create: Callable[[Client], tuple[int, Any]]
+    port: int, count: int, clients: int, create: Callable[[Client], tuple[int, Any]], key: str = API_KEY
 ) -> tuple[list[Any], list[str]]:
-    """Runs ``create`` ``count`` times from ``clients`` threads, each on its own connection.
+    """Runs ``create`` ``count`` times from ``clients`` threads, each on its own connection (with ``key``).
 
     Returns:
         The answers of the ``201`` creates, and one line per other answer (after
@@ -78,7 +79,7 @@ def creates(
     left = [count]
 
     def client() -> None:
-        api = Client(port)
+        api = Client(port, key=key)
         try:
             while True:
                 with lock:

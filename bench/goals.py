@@ -16,7 +16,8 @@ class Goal:
     """An upper or lower bound on one recorded figure of one benchmark."""
 
     benchmark: str
-    """The benchmark's name: its script's name without ``.py``."""
+    """The benchmark's name: its script's name without ``.py``, then the measurement's when one
+    script makes several (``fairness flood``)."""
     figure: str
     """The key of the bounded figure in a recorded run's ``figures``."""
     name: str
@@ -47,6 +48,12 @@ BENCHMARKS = {
     "scaling": "a 100 ms model's throughput with 4 worker processes ÷ with 1",
     "embeddings": "MiniLM served to 32 clients ÷ raw `encode(batch_size=32)`, sentences per second",
     "soak": "predictions lost or duplicated (or answered unexpectedly) while workers are SIGKILLed",
+    "fairness flood": (
+        "a 50 ms model's `Prefer: wait` latency for one key while another has 2,000 queued ÷ idle"
+    ),
+    "fairness shares": (
+        "two keys with 1,000 queued each: worst gap between their completed counts and their weights"
+    ),
 }
 """What each benchmark measures, in the order of the report's table."""
 
@@ -62,6 +69,9 @@ GOALS = (
     Goal("scaling", "4 / 1", "", 3.6, False),
     Goal("embeddings", "ratio", "", 0.8, False),
     Goal("soak", "lost or duplicated", "", 0, True),
+    Goal("fairness flood", "ratio", "", 3, True),
+    Goal("fairness shares", "1:1 worst gap", "1:1", 0.1, True),
+    Goal("fairness shares", "3:1 worst gap", "3:1", 0.1, True),
 )
 """Every goal: the report's table has a line a benchmark, its plot a panel a goal."""
 

@@ -72,10 +72,12 @@ class Run:
     Args:
         benchmark: The benchmark's name (its script's, without ``.py``).
         options: The script's parsed options; ``record`` says where to append, if anywhere.
+        script: What was run, when not ``bench/<benchmark>.py`` (a script of several benchmarks).
     """
 
     benchmark: str
     options: argparse.Namespace
+    script: str = ""
     date: str = field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     )
@@ -99,7 +101,7 @@ class Run:
             "date": self.date,
             "commit": self.commit,
             "dirty": self.dirty,
-            "source": f"bench/{self.benchmark}.py --record",
+            "source": f"{self.script or f'bench/{self.benchmark}.py'} --record",
             "seconds": round(time.monotonic() - self.started, 1),
             "options": {k: v for k, v in vars(self.options).items() if k != "record"},
             "figures": {name: round(value, 4) for name, value in figures.items()},
