@@ -9,10 +9,12 @@ from flask import Flask
 
 from api import docs, hooks, ratelimits
 from api.auth import KeyRing
+from api.batch_outputs import BatchFinisher
 from api.error_handler import register_error_handler
 from api.moderation import load_policy
 from api.services import EXTENSION, Services
 from api.signing import UrlSigner, derive_key
+from api.views import batches as batch_views
 from api.views import embeddings as embedding_views
 from api.views import files as file_views
 from api.views import health as health_views
@@ -32,6 +34,7 @@ from common.queue.broker import TaskMessages, make_celery
 from common.queue.recovery import INTERVAL, Recovery
 from common.storage import LocalStorage
 from common.store import keys
+from common.store.batches import BatchStore
 from common.store.notifier import Notifier
 from common.store.outbox import Outbox
 from common.store.predictions import PredictionStore
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         embedding_views,
         file_views,
         queue_views,
+        batch_views,
     ):
         api.register_blueprint(views.blp)
     app.register_blueprint(index_views.blp)
@@ -96,6 +100,7 @@ def build_services(settings: Settings) -> Services:
         storage=LocalStorage(settings.data_dir / "files"),
         signer=UrlSigner(signing_key(settings), settings.url_ttl),
         moderation=load_policy(settings.moderation),
+        batches=BatchStore(client, settings.retention),
     )
 
 
@@ -105,7 +110,7 @@ def _start_background(found: Services) -> None:
     tune_gc()
     found.notifier.start()
     recovery = Recovery(found.store, found.messages, Outbox(found.store.redis))
-    Ticker("inferq-recovery", INTERVAL, [recovery.run_once]).start()
+    Ticker("inferq-recovery", INTERVAL, [recovery.run_once, BatchFinisher(found).run_once]).start()
 
     def sweep_files() -> None:
         found.storage.sweep(time.time() - found.settings.retention)

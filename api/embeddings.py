@@ -32,6 +32,8 @@ class EmbeddingRequest:
     version: ModelVersion
     payload: dict[str, Any]
     encoding_format: str
+    tokens: int = 0
+    """The inputs' tokens, as the model's tokenizer counts them."""
 
 
 def _invalid(
@@ -104,7 +106,7 @@ def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
         if body["dimensions"] > native:
             raise _invalid(f"{version.ref.key} has {native} dimensions at most", ("body", "dimensions"))
         payload["dimensions"] = body["dimensions"]
-    return EmbeddingRequest(version, payload, body["encoding_format"] or "float")
+    return EmbeddingRequest(version, payload, body["encoding_format"] or "float", sum(counts))
 
 
 def decode(vector: str) -> list[float]:
@@ -120,15 +122,20 @@ def embed(
     in the OpenAI shape."""
     prediction = compat.run(services, owner, request.version, request.payload, idempotency)
     output = prediction.output
-    vectors = output["data"]
-    as_float = request.encoding_format == "float"
-    tokens = int(output["prompt_tokens"])
+    return answer(
+        request.version.ref.key, output["data"], int(output["prompt_tokens"]), request.encoding_format
+    )
+
+
+def answer(model: str, vectors: list[str], tokens: int, encoding_format: str) -> dict[str, Any]:
+    """The OpenAI answer for ``vectors`` (base64 of float32, as the adapters return them)."""
+    as_float = encoding_format == "float"
     return {
         "object": "list",
         "data": [
             {"object": "embedding", "index": index, "embedding": decode(vector) if as_float else vector}
             for index, vector in enumerate(vectors)
         ],
-        "model": request.version.ref.key,
+        "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }

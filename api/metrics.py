@@ -66,6 +66,12 @@ class ClusterCollector(Collector):
         for (model, status), count in stats.finished(client).items():
             ended.add_metric([model, status], count)
         yield ended
+        lines = CounterMetricFamily(
+            "inferq_batch_lines", "Batch lines ended, by outcome (completed, failed).", labels=["status"]
+        )
+        for status, count in stats.batch_lines(client).items():
+            lines.add_metric([status], count)
+        yield lines
         yield from self._histograms()
         yield from self._queues()
 

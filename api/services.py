@@ -13,6 +13,7 @@ from common.catalog import Catalog
 from common.config import Settings
 from common.queue.broker import TaskMessages
 from common.storage import Storage
+from common.store.batches import BatchStore
 from common.store.notifier import Notifier
 from common.store.predictions import PredictionStore
 
@@ -31,6 +32,7 @@ class Services:
     storage: Storage
     signer: UrlSigner
     moderation: ModerationPolicy
+    batches: BatchStore
 
 
 EXTENSION = "inferq"

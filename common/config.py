@@ -49,6 +49,10 @@ def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _optional_seconds(raw: str) -> float | None:
+    return _seconds(raw) if raw.strip() else None
+
+
 def _flag(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -211,6 +215,11 @@ class Settings:
     key_weights: dict[str, float] = _setting(
         "INFERQ_KEY_WEIGHTS", parse_key_weights, "owner:weight,... shares of workers' turns (default 1)"
     )
+    batch_window: float | None = _setting(
+        "INFERQ_BATCH_WINDOW",
+        _optional_seconds,
+        "seconds every batch's completion window lasts, whatever it asked (unset: as asked, 24h)",
+    )
     max_queue_depth: int = _setting(
         "INFERQ_MAX_QUEUE_DEPTH", _whole, "queued tasks per model queue before creates get 429 (0: no limit)"
     )
@@ -293,6 +302,7 @@ class Settings:
             "max_pending_per_key": 10000,
             "max_running_per_key": 0,
             "key_weights": {},
+            "batch_window": None,
             "metrics_auth": False,
             "celery_events": False,
             "shutdown_grace": 30.0,

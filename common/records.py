@@ -145,6 +145,9 @@ class Prediction:
     stream_start: str = ""
     """The id of the restart marker the event log's current attempt begins at ('' before any restart)."""
     priority: Priority = Priority.DEFAULT
+    batch_part: str = ""
+    """For a prediction that runs part of a batch: ``<batch id> <part number> <lines>`` (see
+    ``common.store.batches``); its terminal write records the outcome with the batch."""
     logs: str = field(default="", compare=False)
 
     def to_hash(self) -> dict[str, str]:
@@ -163,6 +166,7 @@ class Prediction:
             "attempts": str(self.attempts),
             "stream_start": self.stream_start,
             "priority": self.priority.value,
+            "batch_part": self.batch_part,
         }
         for name in _JSON_FIELDS:
             fields[name] = json.dumps(getattr(self, name))
@@ -207,6 +211,7 @@ class Prediction:
                 attempts=int(data.get("attempts") or 0),
                 stream_start=data.get("stream_start") or "",
                 priority=Priority(data.get("priority") or Priority.DEFAULT),
+                batch_part=data.get("batch_part") or "",
                 logs=logs,
                 **{name: float(data[name]) if data.get(name) else None for name in _OPTIONAL_FLOATS},
             )

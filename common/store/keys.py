@@ -154,6 +154,48 @@ def schedule_parked_queues() -> str:
     return f"{schedule()}:parked-queues"
 
 
+def batch(batch_id: str) -> str:
+    """Hash of one batch (``common.store.batches``): its fields, and the counts the store's scripts
+    keep as its predictions end (``completed``, ``failed`` lines; ``ended`` parts).
+
+    The scripts build this key and :func:`batch_results` in Lua too (``lua/ending.lua``, from the
+    prefix :func:`batch_prefix`); ``tests/unit/test_keys.py`` holds both alike.
+    """
+    return f"{batch_prefix()}{batch_id}"
+
+
+def batch_prefix() -> str:
+    """What every batch's keys begin with."""
+    return f"{PREFIX}:batch:"
+
+
+def batch_results(batch_id: str) -> str:
+    """Hash of a batch's part number to how its prediction ended (``{"status", "output", "error"}``
+    as JSON), written by the prediction's terminal write itself, so each part ends there once."""
+    return f"{batch(batch_id)}:results"
+
+
+def batch_plan(batch_id: str) -> str:
+    """Hash of a batch's part number to the part's plan (its prediction and its lines, as JSON)."""
+    return f"{batch(batch_id)}:plan"
+
+
+def batch_line_counts() -> str:
+    """Hash of ``completed`` and ``failed`` to how many batch lines ended so, ever (for ``/metrics``)."""
+    return f"{PREFIX}:stats:batch-lines"
+
+
+def owner_batches(owner: str) -> str:
+    """Sorted set of an owner's batch ids, all scored 0 and ordered by their time-ordered ids."""
+    return f"{PREFIX}:owner:{owner}:batches"
+
+
+def batches_open() -> str:
+    """Sorted set of the batches not ended yet, scored by when they next need looking at (unix
+    seconds): their window's end, or now once their last part ended (the scripts set that)."""
+    return f"{PREFIX}:batches-open"
+
+
 def rate_limit_prefix() -> str:
     """Prefix of the rate limiter's counters (one per API key and window, kept by flask-limiter)."""
     return f"{PREFIX}:ratelimit"

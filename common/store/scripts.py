@@ -45,7 +45,13 @@ INCLUDES = ("prelude", "schedule", "ending", "claiming")
 def load(name: str) -> str:
     """The source of script ``name``, shared helpers included."""
     lua = resources.files("common.store").joinpath("lua")
-    values = {"{{BUCKETS}}": ", ".join(map(str, BUCKETS)), "{{SCHEDULE}}": keys.schedule()}
+    values = {
+        "{{BUCKETS}}": ", ".join(map(str, BUCKETS)),
+        "{{SCHEDULE}}": keys.schedule(),
+        "{{BATCH_PREFIX}}": keys.batch_prefix(),
+        "{{BATCHES_OPEN}}": keys.batches_open(),
+        "{{BATCH_LINES}}": keys.batch_line_counts(),
+    }
     parts = []
     for part in (*INCLUDES, name):
         text = lua.joinpath(f"{part}.lua").read_text()

@@ -34,6 +34,12 @@ def finished(client: redis.Redis) -> dict[tuple[str, str], int]:
     return {tuple(k.rsplit(" ", 1)): int(v) for k, v in raw.items()}  # type: ignore[misc]
 
 
+def batch_lines(client: redis.Redis) -> dict[str, int]:
+    """``completed`` and ``failed`` to how many batch lines ended so."""
+    raw = cast(dict[str, str], client.hgetall(keys.batch_line_counts()))
+    return {status: int(count) for status, count in raw.items()}
+
+
 def histograms(client: redis.Redis, name: str) -> dict[str, Histogram]:
     """Each model's ``wait`` or ``run`` histogram."""
     raw = cast(dict[str, str], client.hgetall(keys.duration_histogram(name)))

@@ -1,3 +1,28 @@
+-- The keys common.store.keys builds as batch and batch_results, and batches_open and
+-- batch_line_counts.
+local BATCH_PREFIX, BATCHES_OPEN, BATCH_LINES = '{{BATCH_PREFIX}}', '{{BATCHES_OPEN}}', '{{BATCH_LINES}}'
+
+-- A part of a batch ended (``fields['batch_part']``: '<batch id> <part number> <lines>'): the
+-- ended record is kept with the batch, in this same step, so every part's outcome is recorded
+-- exactly once however its prediction ended; the lines are counted, and a batch whose last part
+-- ended is due for finishing now.
+local function part_ended(now, status, fields)
+  local batch_id, number, lines = string.match(fields['batch_part'], '^(%S+) (%d+) (%d+)$')
+  if not batch_id then return end
+  local batch = BATCH_PREFIX .. batch_id
+  if redis.call('EXISTS', batch) == 0 then return end
+  if redis.call('HSETNX', batch .. ':results', number, snapshot(fields)) == 0 then return end
+  local counted = nil
+  if status == 'succeeded' then counted = 'completed' elseif status ~= 'cancelled' then counted = 'failed' end
+  if counted then
+    redis.call('HINCRBY', batch, counted, tonumber(lines))
+    redis.call('HINCRBY', BATCH_LINES, counted, tonumber(lines))
+  end
+  if redis.call('HINCRBY', batch, 'ended', 1) >= tonumber(redis.call('HGET', batch, 'parts') or '0') then
+    redis.call('ZADD', BATCHES_OPEN, now, batch_id)
+  end
+end
+
 -- The only way a prediction reaches a terminal status; callers check it is not terminal yet and
 -- pass its fields (read_record). ``extra`` lists more field/value pairs to write with it.
 -- A streamed prediction's event log gets its terminal event (done, or error for failed and
@@ -19,6 +44,7 @@ local function finish(now, status, fields, output, err, metrics, extra)
     redis.call('HDEL', unfinished, fields['owner'])  -- (below 0 only for one created before the count)
   end
   record_stats(now, status, fields)
+  if (fields['batch_part'] or '') ~= '' then part_ended(now, status, fields) end
   local ended, logs_size = nil, nil
   if not partial[fields] then
     logs_size = redis.call('STRLEN', logs)

@@ -45,7 +45,7 @@ end
 
 -- The fields a status change reads, for a record too big to copy whole (see read_record).
 local STATUS_FIELDS = {'status', 'claim', 'owner', 'model', 'stream', 'webhook', 'cancel_requested',
-  'created_at', 'started_at', 'attempts', 'queue', 'priority'}
+  'created_at', 'started_at', 'attempts', 'queue', 'priority', 'batch_part'}
 -- The tables read_record filled with STATUS_FIELDS alone.
 local partial = {}
 

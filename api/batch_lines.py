@@ -1,0 +1,192 @@
+"""A batch's input file: its lines checked as their endpoint would check each request, and planned
+into parts (``common.store.batches``).
+
+Validation is all or nothing: every line is checked, and one bad line fails the
+whole batch with every problem listed (``{code, message, param, line}``, lines
+counted from 1 as OpenAI counts them); nothing runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+from api import embeddings, images, predictions
+from api.schemas.embeddings import EmbeddingsRequestSchema
+from api.schemas.images import ImageGenerationSchema
+from api.services import Services
+from common.catalog import ModelVersion
+from common.errors import InferqError, RequestValidationError
+from common.store.batches import Line
+
+EMBEDDINGS, IMAGES, PREDICTIONS = "/v1/embeddings", "/v1/images/generations", "/v1/predictions"
+ENDPOINTS = (EMBEDDINGS, IMAGES, PREDICTIONS)
+"""What a batch may run (``/v1/predictions`` is an inferq extension: bodies ``{model, input}``;
+image edits take multipart bodies, which a JSONL line cannot hold)."""
+
+PART_INPUTS = 128
+"""Embedding inputs one part (one prediction, one forward pass or a few) runs at most."""
+
+MAX_ERRORS = 100
+"""Problems listed for a failed batch, at most."""
+
+
+@dataclass
+class Planned:
+    """A valid line: the version it runs on, what its part's prediction gets, and what its answer
+    needs besides the output."""
+
+    line: Line
+    version: ModelVersion
+    payload: dict[str, Any]
+    group: tuple[Any, ...] = ()
+    """Lines of one group may share a part (embeddings of one version and dimensions)."""
+
+
+@dataclass
+class PartPlan:
+    version: ModelVersion
+    payload: dict[str, Any]
+    lines: list[Line] = field(default_factory=list)
+
+
+class PredictionBodySchema(Schema):
+    """A ``/v1/predictions`` line's body: the create body's ``model`` and ``input``."""
+
+    class Meta:
+        unknown = RAISE
+
+    model = fields.String(required=True)
+    input = fields.Dict(keys=fields.String(), required=True)
+
+
+def problem(code: str, message: str, line: int, param: str | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+def check(services: Services, endpoint: str, text: str) -> tuple[list[Planned], list[dict[str, Any]]]:
+    """Every line of ``text`` checked; the valid ones planned, and the problems found."""
+    planned: list[Planned] = []
+    problems: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    checker = CHECKERS[endpoint]
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        if len(problems) >= MAX_ERRORS:
+            break
+        try:
+            request = json.loads(raw)
+        except ValueError as e:
+            problems.append(problem("invalid_json_line", f"This line is not JSON: {e}", number))
+            continue
+        found = _envelope_problem(request, endpoint, seen, number)
+        if found:
+            problems.append(found)
+            continue
+        seen.add(request["custom_id"])
+        try:
+            planned.append(checker(services, Line(request["custom_id"], number), request["body"]))
+        except ValidationError as e:
+            param, message = _first(e.normalized_messages())
+            problems.append(problem("invalid_body", message, number, f"body.{param}"))
+        except RequestValidationError as e:
+            first = e.details[0]
+            param = ".".join(str(part) for part in first["loc"])
+            problems.append(problem(str(first["type"]), str(first["msg"]), number, param))
+        except InferqError as e:
+            problems.append(
+                problem(e.code or "invalid_request", e.message, number, e.param and f"body.{e.param}")
+            )
+    if not planned and not problems:
+        problems.append(problem("empty_file", "The input file has no requests.", 0))
+    return planned, problems
+
+
+def _envelope_problem(request: Any, endpoint: str, seen: set[str], number: int) -> dict[str, Any] | None:
+    if not isinstance(request, dict):
+        return problem("invalid_json_line", "A line must be a JSON object.", number)
+    unknown = set(request) - {"custom_id", "method", "url", "body"}
+    if unknown:
+        return problem("invalid_request", f"Unknown field(s): {', '.join(sorted(unknown))}.", number)
+    custom_id = request.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id or len(custom_id) > 512:
+        return problem("missing_custom_id", "custom_id must be a string of 1 to 512 characters.", number)
+    if custom_id in seen:
+        return problem("duplicate_custom_id", f"custom_id {custom_id!r} is used by an earlier line.", number)
+    if request.get("method") != "POST":
+        return problem("invalid_method", "method must be POST.", number, "method")
+    if request.get("url") != endpoint:
+        return problem("mismatched_url", f"url must be the batch's endpoint, {endpoint}.", number, "url")
+    if not isinstance(request.get("body"), dict):
+        return problem("invalid_body", "body must be a JSON object.", number, "body")
+    return None
+
+
+def _first(messages: Any, path: str = "") -> tuple[str, str]:
+    """The first field path and message of marshmallow's nested error messages."""
+    if isinstance(messages, dict):
+        name, inner = next(iter(messages.items()))
+        return _first(inner, f"{path}.{name}" if path else str(name))
+    if isinstance(messages, list) and messages:
+        return _first(messages[0], path)
+    return path, str(messages)
+
+
+def _load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = schema.load(body)
+    return loaded
+
+
+def _embedding_line(services: Services, line: Line, body: dict[str, Any]) -> Planned:
+    request = embeddings.prepare(services, _load(EmbeddingsRequestSchema(), body))
+    items = len(request.payload["input"])
+    extra = {"items": items, "tokens": request.tokens, "encoding_format": request.encoding_format}
+    group = (request.version.ref.key, request.payload.get("dimensions"))
+    return Planned(Line(line.custom_id, line.number, extra), request.version, request.payload, group)
+
+
+def _image_line(services: Services, line: Line, body: dict[str, Any]) -> Planned:
+    loaded = _load(ImageGenerationSchema(), body)
+    if loaded["stream"]:
+        raise RequestValidationError.single(["body", "stream"], "A batch line cannot stream.")
+    request = images.prepare(services, loaded)
+    extra = {"response_format": request.response_format}
+    return Planned(Line(line.custom_id, line.number, extra), request.version, request.payload)
+
+
+def _prediction_line(services: Services, line: Line, body: dict[str, Any]) -> Planned:
+    loaded = _load(PredictionBodySchema(), body)
+    version = services.catalog.resolve(loaded["model"])
+    predictions.validate_input(version, loaded["input"])
+    return Planned(line, version, loaded["input"])
+
+
+CHECKERS: dict[str, Callable[[Services, Line, dict[str, Any]], Planned]] = {
+    EMBEDDINGS: _embedding_line,
+    IMAGES: _image_line,
+    PREDICTIONS: _prediction_line,
+}
+
+
+def parts(endpoint: str, planned: list[Planned]) -> list[PartPlan]:
+    """The lines grouped into parts: embedding lines of one version and dimensions share parts
+    of up to ``PART_INPUTS`` inputs; every other line is a part of its own."""
+    if endpoint != EMBEDDINGS:
+        return [PartPlan(p.version, p.payload, [p.line]) for p in planned]
+    found: list[PartPlan] = []
+    open_parts: dict[tuple[Any, ...], PartPlan] = {}
+    for p in planned:
+        current = open_parts.get(p.group)
+        items = len(p.payload["input"])
+        if current is None or len(current.payload["input"]) + items > PART_INPUTS:
+            current = PartPlan(p.version, {**p.payload, "input": []})
+            open_parts[p.group] = current
+            found.append(current)
+        current.payload["input"] = [*current.payload["input"], *p.payload["input"]]
+        current.lines.append(p.line)
+    return found

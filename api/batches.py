@@ -1,0 +1,193 @@
+"""What the batch routes do: create (check every line, then queue its parts), read, list, cancel.
+
+A batch's parts are ordinary predictions in the ``batch`` class (see
+``common.store.batches``); its files are written by ``api.batch_outputs`` once
+every part has ended, its window passed, or it was cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from api import batch_lines, offload
+from api.services import Services
+from common.errors import InvalidRequest, NotFound, TooManyPending
+from common.ids import new_prediction_id
+from common.records import Prediction, Priority, Status
+from common.store.batches import TIMESTAMPS, Batch, BatchStatus, Part, new_batch_id
+
+logger = logging.getLogger(__name__)
+
+WINDOWS = {"24h": 24 * 3600}
+"""The completion windows a batch may ask for, in seconds (OpenAI offers ``24h``)."""
+
+
+def window_seconds(services: Services, window: str) -> int:
+    """The window's length; ``INFERQ_BATCH_WINDOW`` shortens every window (tests, small setups)."""
+    seconds = WINDOWS[window]
+    override = services.settings.batch_window
+    return int(override) if override else seconds
+
+
+def create(services: Services, owner: str, body: dict[str, Any], base_url: str) -> Batch:
+    """Checks the input file's every line; a bad one fails the batch (``failed``, nothing runs).
+    Otherwise the batch's parts are queued and it is ``in_progress``.
+
+    Raises:
+        NotFound: No such input file for this key (404).
+        InvalidRequest: The file is not a batch input, or not UTF-8 (400).
+        TooManyPending: The batch has more parts than ``INFERQ_MAX_PENDING_PER_KEY`` allows (429).
+    """
+    input_file = services.files.get_owned(body["input_file_id"], owner)
+    if input_file.purpose != "batch":
+        raise InvalidRequest(
+            f"File {input_file.id} has purpose {input_file.purpose!r}; a batch reads one of purpose 'batch'.",
+            param="input_file_id",
+        )
+    try:
+        text = services.files.content(input_file).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidRequest(f"The input file is not UTF-8: {e}", param="input_file_id") from e
+    endpoint = body["endpoint"]
+    planned, problems = offload.in_thread(len(text), lambda: batch_lines.check(services, endpoint, text))
+    now = int(time.time())
+    batch = Batch(
+        id=new_batch_id(),
+        owner=owner,
+        status=BatchStatus.VALIDATING,
+        endpoint=endpoint,
+        input_file_id=input_file.id,
+        times={"created_at": now, "expires_at": now + window_seconds(services, body["completion_window"])},
+        fields={
+            "completion_window": body["completion_window"],
+            "metadata": body["metadata"],
+            "output_expires_after": body["output_expires_after"],
+            "base_url": base_url,
+        },
+    )
+    if problems:
+        batch.status = BatchStatus.FAILED
+        batch.times["failed_at"] = now
+        batch.fields["errors"] = {"object": "list", "data": problems}
+        services.batches.add(batch, [], due=now)
+        return batch
+    plans = batch_lines.parts(endpoint, planned)
+    most = services.settings.max_pending_per_key
+    if most and len(plans) > most:
+        raise TooManyPending(
+            f"This batch needs {len(plans)} predictions; a key may have {most} unfinished "
+            "(INFERQ_MAX_PENDING_PER_KEY). Split the file.",
+            retry_after=5,
+        )
+    parts = [Part(new_prediction_id(), plan.lines) for plan in plans]
+    batch.total, batch.parts = len(planned), len(parts)
+    services.batches.add(batch, parts, due=batch.times["expires_at"] or now)
+    try:
+        for number, (plan, part) in enumerate(zip(plans, parts, strict=True)):
+            prediction = Prediction(
+                id=part.prediction_id,
+                owner=owner,
+                model=plan.version.ref,
+                queue=plan.version.queue,
+                input=plan.payload,
+                status=Status.PENDING,
+                created_at=0.0,
+                updated_at=0.0,
+                priority=Priority.BATCH,
+                batch_part=f"{batch.id} {number} {len(plan.lines)}",
+            )
+            message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
+            services.store.create(prediction, message, batched=plan.version.batching, max_queue_depth=0)
+    except Exception:
+        logger.exception("queuing the parts of batch %s failed; it fails", batch.id)
+        fail_unqueued(services, batch, parts)
+        raise
+    services.batches.started(batch.id)
+    return services.batches.get(batch.id) or batch
+
+
+def fail_unqueued(services: Services, batch: Batch, parts: list[Part]) -> None:
+    """A batch whose parts could not all be queued: those queued are cancelled, and it fails."""
+    for part in parts:
+        try:
+            services.store.request_cancel(part.prediction_id, batch.owner)
+        except Exception:  # its queue deadline ends it otherwise
+            logger.warning("could not cancel part %s of batch %s", part.prediction_id, batch.id)
+    errors = {
+        "object": "list",
+        "data": [batch_lines.problem("queueing_failed", "The batch could not be queued.", 0)],
+    }
+    services.batches.move(
+        batch.id,
+        [BatchStatus.VALIDATING],
+        BatchStatus.FAILED,
+        failed_at=int(time.time()),
+        errors=errors,
+    )
+    services.batches.closed(batch.id)
+
+
+def cancel(services: Services, owner: str, batch_id: str) -> Batch:
+    """Asks every part not ended to stop (``cancelling``); the batch ends ``cancelled`` with what
+    finished once they all have. Repeats, and cancels of ended batches, change nothing."""
+    batch = services.batches.get_owned(batch_id, owner)
+    moved = services.batches.move(
+        batch.id,
+        [BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS],
+        BatchStatus.CANCELLING,
+        cancelling_at=int(time.time()),
+    )
+    if moved:
+        stop_parts(services, batch)
+    return services.batches.get_owned(batch_id, owner)
+
+
+def stop_parts(services: Services, batch: Batch) -> None:
+    """Cancels the parts that have not ended (cancelling an ended one changes nothing)."""
+    ended = services.batches.results(batch.id)
+    for number, part in services.batches.plan(batch.id).items():
+        if number not in ended:
+            services.store.request_cancel(part.prediction_id, batch.owner)
+    services.batches.postpone(batch.id, time.time())
+
+
+def get(services: Services, owner: str, batch_id: str) -> Batch:
+    return services.batches.get_owned(batch_id, owner)
+
+
+def page(services: Services, owner: str, after: str | None, limit: int) -> dict[str, Any]:
+    """``GET /v1/batches``: newest first, after ``after``."""
+    if after is not None and not after.startswith("batch_"):
+        raise NotFound("Batch not found", param="after")
+    found, more = services.batches.page(owner, limit=limit, after=after)
+    data = [render(batch) for batch in found]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }
+
+
+def render(batch: Batch) -> dict[str, Any]:
+    """The OpenAI batch object."""
+    fields = batch.fields
+    return {
+        "id": batch.id,
+        "object": "batch",
+        "endpoint": batch.endpoint,
+        "model": fields.get("model"),
+        "errors": fields.get("errors"),
+        "input_file_id": batch.input_file_id,
+        "completion_window": fields.get("completion_window", "24h"),
+        "status": batch.status.value,
+        "output_file_id": fields.get("output_file_id"),
+        "error_file_id": fields.get("error_file_id"),
+        **{name: batch.times.get(name) for name in TIMESTAMPS},
+        "request_counts": {"total": batch.total, "completed": batch.completed, "failed": batch.failed},
+        "metadata": fields.get("metadata"),
+        "usage": fields.get("usage"),
+    }

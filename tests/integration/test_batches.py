@@ -1,0 +1,245 @@
+"""OpenAI's Batch API through the real ``openai`` client: files in, batches run on real workers as
+``batch``-class predictions, files out; validation, cancel, expiry, a crash, isolation."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import redis
+
+from common.store import keys
+from tests.conftest import KEYS
+from tests.integration.conftest import Stack, pool_children
+
+FINAL = {"completed", "failed", "expired", "cancelled"}
+
+
+def client_for(base_url: str, owner: str = "alice") -> openai.OpenAI:
+    return openai.OpenAI(api_key=KEYS[owner], base_url=f"{base_url}/v1", max_retries=0)
+
+
+@pytest.fixture
+def oai(stack: Stack) -> Iterator[openai.OpenAI]:
+    client = client_for(stack.base_url)
+    yield client
+    client.close()
+
+
+def upload(client: openai.OpenAI, lines: list[dict[str, Any]]) -> str:
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    return client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch").id
+
+
+def request(custom_id: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
+
+
+def finished(client: openai.OpenAI, batch_id: str, timeout: float = 60.0) -> Any:
+    """Polls as clients do until the batch ends."""
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.batches.retrieve(batch_id)
+        if batch.status in FINAL:
+            return batch
+        assert time.monotonic() < deadline, f"batch stayed {batch.status}: {batch.request_counts}"
+        time.sleep(0.1)
+
+
+def lines_of(client: openai.OpenAI, file_id: str | None) -> dict[str, dict[str, Any]]:
+    if file_id is None:
+        return {}
+    found = [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
+    by_id = {line["custom_id"]: line for line in found}
+    assert len(by_id) == len(found), "a custom_id appears twice"
+    return by_id
+
+
+def test_an_embeddings_batch_answers_each_line_as_the_endpoint_does(oai: openai.OpenAI, stack: Stack) -> None:
+    texts = [f"passage number {i}" for i in range(40)]
+    lines = [
+        request(f"r{i}", "/v1/embeddings", {"model": "inferq/hash-embed", "input": text})
+        for i, text in enumerate(texts)
+    ]
+    lines.append(request("pair", "/v1/embeddings", {"model": "inferq/hash-embed", "input": ["a", "b"]}))
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines),
+        endpoint="/v1/embeddings",
+        completion_window="24h",
+        metadata={"job": "nightly"},
+    )
+    assert batch.status == "in_progress" and batch.request_counts.total == 41
+    done = finished(oai, batch.id)
+    assert done.status == "completed" and done.error_file_id is None
+    assert (done.request_counts.completed, done.request_counts.failed) == (41, 0)
+    assert done.metadata == {"job": "nightly"} and done.usage is not None
+    output = lines_of(oai, done.output_file_id)
+    assert set(output) == {f"r{i}" for i in range(40)} | {"pair"}
+    direct = oai.embeddings.create(model="inferq/hash-embed", input=texts[7])
+    body = output["r7"]["response"]["body"]
+    assert output["r7"]["response"]["status_code"] == 200 and output["r7"]["error"] is None
+    assert body["data"][0]["embedding"] == direct.data[0].embedding
+    assert body["usage"] == direct.usage.model_dump()
+    assert [item["index"] for item in output["pair"]["response"]["body"]["data"]] == [0, 1]
+    assert oai.files.retrieve(done.output_file_id).purpose == "batch_output"
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    part = output["r0"]["response"]["request_id"]
+    assert client.hget(keys.prediction(part), "priority") == "batch"
+    client.close()
+
+
+def test_a_bad_line_fails_the_batch_and_nothing_runs(oai: openai.OpenAI, stack: Stack) -> None:
+    lines = [
+        request("a", "/v1/predictions", {"model": "inferq/echo", "input": {"prompt": "hi"}}),
+        request("a", "/v1/predictions", {"model": "inferq/echo", "input": {"prompt": "again"}}),
+        request("b", "/v1/embeddings", {"model": "inferq/hash-embed", "input": "x"}),
+        request("c", "/v1/predictions", {"model": "inferq/nope", "input": {}}),
+        request("d", "/v1/predictions", {"model": "inferq/echo", "input": {"delay_s": -1}}),
+    ]
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines), endpoint="/v1/predictions", completion_window="24h"
+    )
+    assert batch.status == "failed" and batch.failed_at is not None
+    assert batch.errors is not None
+    assert [(e.line, e.code) for e in batch.errors.data] == [
+        (2, "duplicate_custom_id"),
+        (3, "mismatched_url"),
+        (4, "not_found"),
+        (5, batch.errors.data[3].code),
+    ]
+    assert batch.errors.data[3].param and batch.errors.data[3].param.startswith("body.input")
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    assert client.zcard(keys.owner_predictions("alice")) == 0
+    client.close()
+
+
+def test_prediction_lines_and_their_failures(
+    oai: openai.OpenAI, start_worker: Callable[..., str], stack: Stack
+) -> None:
+    start_worker(["tests.raises"])
+    lines = [
+        request(f"echo{i}", "/v1/predictions", {"model": "inferq/echo", "input": {"prompt": f"n{i}"}})
+        for i in range(3)
+    ]
+    lines.append(
+        request("boom", "/v1/predictions", {"model": "tests/raises", "input": {"message": "no luck"}})
+    )
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines),
+        endpoint="/v1/predictions",  # type: ignore[arg-type]
+        completion_window="24h",
+    )
+    done = finished(oai, batch.id)
+    assert done.status == "completed"
+    assert (done.request_counts.completed, done.request_counts.failed) == (3, 1)
+    output, errors = lines_of(oai, done.output_file_id), lines_of(oai, done.error_file_id)
+    assert set(output) == {"echo0", "echo1", "echo2"} and set(errors) == {"boom"}
+    echo = output["echo1"]["response"]["body"]
+    assert echo["status"] == "succeeded" and echo["input"] == {"prompt": "n1"}
+    failure = errors["boom"]["response"]
+    assert failure["status_code"] == 500 and "no luck" in failure["body"]["error"]["message"]
+
+
+def test_a_cancelled_batch_keeps_what_finished(
+    oai: openai.OpenAI, start_worker: Callable[..., str], tmp_path: Path
+) -> None:
+    record = tmp_path / "runs"
+    lines = [
+        request(
+            f"r{i}",
+            "/v1/predictions",
+            {"model": "tests/idle", "input": {"record_to": str(record), "seconds": 0.2}},
+        )
+        for i in range(6)
+    ]
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines), endpoint="/v1/predictions", completion_window="24h"
+    )  # type: ignore[arg-type]
+    start_worker(["tests.idle"])
+    deadline = time.monotonic() + 30
+    while oai.batches.retrieve(batch.id).request_counts.completed < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert oai.batches.cancel(batch.id).status in {"cancelling", "cancelled"}
+    done = finished(oai, batch.id)
+    assert done.status == "cancelled" and done.cancelled_at is not None
+    output, errors = lines_of(oai, done.output_file_id), lines_of(oai, done.error_file_id)
+    assert set(output) | set(errors) == {f"r{i}" for i in range(6)} and not set(output) & set(errors)
+    assert len(output) >= 2 and done.request_counts.completed == len(output)
+    assert all(
+        line["error"]["code"] == "batch_cancelled" for line in errors.values() if line["response"] is None
+    )
+    assert oai.batches.cancel(batch.id).status == "cancelled"  # a repeat changes nothing
+
+
+def test_a_batch_past_its_window_expires_with_what_finished(
+    own_api: Callable[..., str], tmp_path: Path
+) -> None:
+    client = client_for(own_api(INFERQ_BATCH_WINDOW="1"))
+    lines = [
+        request(
+            f"r{i}", "/v1/predictions", {"model": "tests/idle", "input": {"record_to": str(tmp_path / "x")}}
+        )
+        for i in range(3)
+    ]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/predictions", completion_window="24h"
+    )  # type: ignore[arg-type]
+    done = finished(client, batch.id, timeout=30)
+    assert done.status == "expired" and done.expired_at is not None and done.output_file_id is None
+    errors = lines_of(client, done.error_file_id)
+    assert {c: line["error"]["code"] for c, line in errors.items()} == {
+        f"r{i}": "batch_expired" for i in range(3)
+    }
+
+
+def test_every_line_once_through_worker_kills(
+    oai: openai.OpenAI, start_worker: Callable[..., str], tmp_path: Path
+) -> None:
+    record = tmp_path / "runs"
+    lines = [
+        request(
+            f"r{i}",
+            "/v1/predictions",
+            {"model": "tests/idle", "input": {"record_to": str(record), "seconds": 0.1}},
+        )
+        for i in range(30)
+    ]
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines), endpoint="/v1/predictions", completion_window="24h"
+    )  # type: ignore[arg-type]
+    name = start_worker(["tests.idle"], concurrency=2)
+    launcher = start_worker.launcher  # type: ignore[attr-defined]
+    for _ in range(3):  # pool processes killed mid-run; Celery starts new ones
+        time.sleep(0.6)
+        for child in pool_children(launcher.processes[name].pid):
+            os.kill(child, signal.SIGKILL)
+    done = finished(oai, batch.id, timeout=90)
+    assert done.status == "completed"
+    output, errors = lines_of(oai, done.output_file_id), lines_of(oai, done.error_file_id)
+    assert set(output) | set(errors) == {f"r{i}" for i in range(30)} and not set(output) & set(errors)
+    assert done.request_counts.completed + done.request_counts.failed == 30
+
+
+def test_another_key_sees_no_batch_and_no_file(oai: openai.OpenAI, stack: Stack) -> None:
+    file_id = upload(oai, [request("a", "/v1/embeddings", {"model": "inferq/hash-embed", "input": "x"})])
+    batch = oai.batches.create(input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h")
+    bob = client_for(stack.base_url, "bob")
+    with pytest.raises(openai.NotFoundError):
+        bob.batches.retrieve(batch.id)
+    with pytest.raises(openai.NotFoundError):
+        bob.batches.cancel(batch.id)
+    with pytest.raises(openai.NotFoundError):
+        bob.batches.create(input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h")
+    assert [b.id for b in bob.batches.list()] == []
+    assert batch.id in [b.id for b in oai.batches.list()]
+    finished(oai, batch.id)
+    bob.close()

@@ -1,0 +1,95 @@
+"""Batches in Redis (``common.store.batches``): parts' outcomes recorded by their terminal writes."""
+
+import time
+
+import fakeredis
+import pytest
+
+from common.records import Priority, Status
+from common.store import keys
+from common.store.batches import Batch, BatchStatus, BatchStore, Line, Part, new_batch_id
+from common.store.predictions import ClaimOutcome, PredictionStore
+from tests.unit.stores import new
+
+
+@pytest.fixture
+def batches(client: fakeredis.FakeRedis) -> BatchStore:
+    return BatchStore(client, 3600)
+
+
+def open_batch(
+    batches: BatchStore, store: PredictionStore, lines_per_part: list[int]
+) -> tuple[Batch, list[str]]:
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-1")
+    batch.parts, batch.total = len(lines_per_part), sum(lines_per_part)
+    batch.times = {"created_at": int(time.time()), "expires_at": int(time.time()) + 3600}
+    made = [
+        new(store, "alice", priority=Priority.BATCH, batch_part=f"{batch.id} {number} {lines}")
+        for number, lines in enumerate(lines_per_part)
+    ]
+    plan = [
+        Part(p.id, [Line(f"c{n}-{i}", i + 1) for i in range(k)])
+        for n, (p, k) in enumerate(zip(made, lines_per_part, strict=True))
+    ]
+    batches.add(batch, plan, due=time.time() + 3600)
+    batches.started(batch.id)
+    return batch, [p.id for p in made]
+
+
+def test_each_part_is_recorded_once_and_its_lines_counted(
+    batches: BatchStore, store: PredictionStore
+) -> None:
+    batch, (first, second, third) = open_batch(batches, store, [3, 2, 1])
+    assert store.claim(first, "t1", ready=True).outcome is ClaimOutcome.CLAIMED
+    assert store.finish(first, "t1", Status.SUCCEEDED, output={"ok": 1})
+    assert not store.finish(first, "t1", Status.FAILED)  # a second terminal write changes nothing
+    assert store.claim(second, "t2", ready=True).outcome is ClaimOutcome.CLAIMED
+    store.finish(second, "t2", Status.FAILED)
+    found = batches.get(batch.id)
+    assert found is not None and (found.status, found.completed, found.failed, found.ended) == (
+        BatchStatus.IN_PROGRESS,
+        3,
+        2,
+        2,
+    )
+    assert batches.due(time.time()) == []
+
+    store.request_cancel(third, "alice")  # cancelled while queued: its line counts neither way
+    found = batches.get(batch.id)
+    assert found is not None and (found.completed, found.failed, found.ended) == (3, 2, 3)
+    assert batches.due(time.time()) == [batch.id]  # every part ended: due for its files
+    results = batches.results(batch.id)
+    assert {n: r["status"] for n, r in results.items()} == {0: "succeeded", 1: "failed", 2: "cancelled"}
+    assert results[0]["output"] == '{"ok": 1}'
+
+
+def test_a_part_of_a_batch_that_is_gone_records_nothing(
+    batches: BatchStore, store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    batch, (only,) = open_batch(batches, store, [1])
+    client.delete(keys.batch(batch.id))
+    store.request_cancel(only, "alice")
+    assert client.exists(keys.batch_results(batch.id)) == 0
+
+
+def test_status_moves_by_compare_and_set(batches: BatchStore, store: PredictionStore) -> None:
+    batch, _ = open_batch(batches, store, [1])
+    assert batches.move(batch.id, [BatchStatus.IN_PROGRESS], BatchStatus.CANCELLING, cancelling_at=5)
+    assert not batches.move(batch.id, [BatchStatus.IN_PROGRESS], BatchStatus.FINALIZING)
+    found = batches.get(batch.id)
+    assert found is not None and found.status is BatchStatus.CANCELLING and found.times["cancelling_at"] == 5
+
+
+def test_pages_are_newest_first_and_per_owner(batches: BatchStore, store: PredictionStore) -> None:
+    made = [open_batch(batches, store, [1])[0].id for _ in range(3)]
+    page, more = batches.page("alice", limit=2, after=None)
+    assert [b.id for b in page] == made[::-1][:2] and more
+    page, more = batches.page("alice", limit=2, after=page[-1].id)
+    assert [b.id for b in page] == [made[0]] and not more
+    assert batches.page("bob", limit=5, after=None) == ([], False)
+
+
+def test_ids_sort_by_creation() -> None:
+    first = new_batch_id()
+    time.sleep(0.002)
+    assert first < new_batch_id()
