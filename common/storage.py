@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from common.errors import NotFound
 
@@ -25,7 +25,6 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".webp": "image/webp",
     ".jsonl": "application/jsonl",
-    ".json": "application/json",
     ".txt": "text/plain",
     ".csv": "text/csv",
 }
@@ -46,7 +45,7 @@ class Storage(Protocol):
     def put(self, name: str, data: bytes) -> None:
         """Stores ``data`` as ``name`` (replacing any earlier file of that name)."""
 
-    def put_stream(self, name: str, stream: BinaryIO) -> int:
+    def put_stream(self, name: str, stream: IO[bytes]) -> int:
         """Stores what ``stream`` holds from its position on as ``name``, without holding it all in
         memory; returns how many bytes were stored."""
 
@@ -80,7 +79,7 @@ class LocalStorage:
             f.write(data)
         os.replace(temporary, path)
 
-    def put_stream(self, name: str, stream: BinaryIO) -> int:
+    def put_stream(self, name: str, stream: IO[bytes]) -> int:
         """Copies ``stream`` in chunks into a temporary file, renamed into place once whole."""
         path = self._path(name)
         self.root.mkdir(parents=True, exist_ok=True)

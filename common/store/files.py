@@ -16,7 +16,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, cast
 
 import redis
 
@@ -132,11 +132,26 @@ class FileStore:
         return self.upload(owner, filename, purpose, io.BytesIO(data), expires_after)
 
     def upload(
-        self, owner: str, filename: str, purpose: str, stream: BinaryIO, expires_after: int | None = None
+        self, owner: str, filename: str, purpose: str, stream: IO[bytes], expires_after: int | None = None
     ) -> FileObject:
         """As :meth:`create`, copying ``stream`` (from its position on) into storage in chunks."""
+        file_id, size = self.put_bytes(stream)
+        return self.record(file_id, size, owner, filename, purpose, expires_after)
+
+    def put_bytes(self, stream: IO[bytes]) -> tuple[str, int]:
+        """Stores a new file's bytes (no Redis); returns its new id and size, for :meth:`record`.
+
+        Split from :meth:`record` so the API can copy a large upload off its event loop (in a
+        thread, which must not touch the Redis connections) and record it on the loop.
+        """
         file_id = new_file_id()
-        size = self.storage.put_stream(file_id, stream)
+        return file_id, self.storage.put_stream(file_id, stream)
+
+    def record(
+        self, file_id: str, size: int, owner: str, filename: str, purpose: str, expires_after: int | None
+    ) -> FileObject:
+        """Stores the metadata of bytes :meth:`put_bytes` stored, making them a file; should that
+        fail, the bytes are deleted."""
         try:
             now = int(redis_clock(self.redis))
             file = FileObject(
