@@ -13,6 +13,7 @@ from common.catalog import Catalog
 from common.config import Settings
 from common.queue.broker import TaskMessages
 from common.storage import Storage
+from common.store.files import FileStore
 from common.store.notifier import Notifier
 from common.store.predictions import PredictionStore
 
@@ -20,7 +21,7 @@ from common.store.predictions import PredictionStore
 @dataclass(frozen=True)
 class Services:
     """What the API process's requests share: settings, models, Redis store, task messages,
-    notifier, keys, file storage and link signer, and the moderation policy."""
+    notifier, keys, file storage and link signer, uploaded files, and the moderation policy."""
 
     settings: Settings
     catalog: Catalog
@@ -30,6 +31,7 @@ class Services:
     keys: KeyRing
     storage: Storage
     signer: UrlSigner
+    files: FileStore
     moderation: ModerationPolicy
 
 
