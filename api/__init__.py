@@ -20,6 +20,7 @@ from api.views import files as file_views
 from api.views import health as health_views
 from api.views import images as image_views
 from api.views import index as index_views
+from api.views import links as link_views
 from api.views import models as model_views
 from api.views import predictions as prediction_views
 from api.views import queues as queue_views
@@ -35,6 +36,7 @@ from common.queue.recovery import INTERVAL, Recovery
 from common.storage import LocalStorage
 from common.store import keys
 from common.store.batches import BatchStore
+from common.store.files import FileStore
 from common.store.notifier import Notifier
 from common.store.outbox import Outbox
 from common.store.predictions import PredictionStore
@@ -43,7 +45,7 @@ API_REDIS_RETRIES = 2
 """Retries of a Redis command in the API before the request answers 503."""
 
 RETENTION_SWEEP_INTERVAL = 60.0
-"""Seconds between sweeps of stored files older than the retention window."""
+"""Seconds between sweeps of stored files older than the retention window (and of expired uploads)."""
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         model_views,
         image_views,
         embedding_views,
+        link_views,
         file_views,
         queue_views,
         batch_views,
@@ -99,13 +102,15 @@ def build_services(settings: Settings) -> Services:
         keys=KeyRing(settings.api_keys),
         storage=LocalStorage(settings.data_dir / "files"),
         signer=UrlSigner(signing_key(settings), settings.url_ttl),
+        files=FileStore(client, LocalStorage(settings.data_dir / "uploads"), settings),
         moderation=load_policy(settings.moderation),
         batches=BatchStore(client, settings.retention),
     )
 
 
 def _start_background(found: Services) -> None:
-    """Logging, and the threads every API process runs: notifier, recovery, file retention."""
+    """Logging, and the threads every API process runs: notifier, recovery, file retention (generated
+    files past the retention window, uploaded files past their expiry)."""
     logs.configure(found.settings.log_format, found.settings.log_level, "api")
     tune_gc()
     found.notifier.start()
@@ -115,7 +120,7 @@ def _start_background(found: Services) -> None:
     def sweep_files() -> None:
         found.storage.sweep(time.time() - found.settings.retention)
 
-    Ticker("inferq-retention", RETENTION_SWEEP_INTERVAL, [sweep_files]).start()
+    Ticker("inferq-retention", RETENTION_SWEEP_INTERVAL, [sweep_files, found.files.sweep]).start()
 
 
 def signing_key(settings: Settings) -> bytes:

@@ -56,12 +56,18 @@ COMMON_HEADERS = {
 """Headers every ``/v1`` response may carry."""
 
 ERRORS = {
-    "400": "The body is not JSON (or nests too deep), or the request is refused (moderation, model).",
+    "400": (
+        "The body is not JSON (or nests too deep), or the request is refused (moderation, model);"
+        " an upload is missing a field or its file does not suit its purpose."
+    ),
     "401": "No API key, or an unknown one.",
-    "404": "No such prediction, model or version (or it belongs to someone else).",
+    "404": "No such prediction, model, version or file (or it belongs to someone else).",
     "409": "The prediction's state forbids it (already finished; created without streaming; cancelled).",
     "410": "The prediction's events have expired; on a create, the prediction its Idempotency-Key made has.",
-    "413": "The body is over INFERQ_MAX_BODY_BYTES, or its input (as JSON) over INFERQ_MAX_INPUT_BYTES.",
+    "413": (
+        "The body is over INFERQ_MAX_BODY_BYTES, or its input (as JSON) over INFERQ_MAX_INPUT_BYTES;"
+        " an uploaded file over INFERQ_MAX_FILE_BYTES."
+    ),
     "429": "Rate limited, or the model's queue is full; see x-ratelimit-reset and Retry-After.",
     "500": "The model failed on this request; x-prediction-id names the prediction.",
     "503": "Redis is unreachable; see Retry-After.",

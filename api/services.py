@@ -14,6 +14,7 @@ from common.config import Settings
 from common.queue.broker import TaskMessages
 from common.storage import Storage
 from common.store.batches import BatchStore
+from common.store.files import FileStore
 from common.store.notifier import Notifier
 from common.store.predictions import PredictionStore
 
@@ -21,7 +22,7 @@ from common.store.predictions import PredictionStore
 @dataclass(frozen=True)
 class Services:
     """What the API process's requests share: settings, models, Redis store, task messages,
-    notifier, keys, file storage and link signer, and the moderation policy."""
+    notifier, keys, file storage and link signer, uploaded files, and the moderation policy."""
 
     settings: Settings
     catalog: Catalog
@@ -31,6 +32,7 @@ class Services:
     keys: KeyRing
     storage: Storage
     signer: UrlSigner
+    files: FileStore
     moderation: ModerationPolicy
     batches: BatchStore
 

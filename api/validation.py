@@ -68,13 +68,29 @@ def parse_json_body(raw: bytes) -> Any:
         InvalidRequest: When the body is not such JSON (400).
     """
     try:
-        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except ValueError as e:
+        raise InvalidRequest(f"The request body is not valid JSON: {e}") from e
+    return parse_json_text(text, "The request body")
+
+
+def parse_json_text(text: str, what: str) -> Any:
+    """Parses ``text`` as strict JSON (no NaN/Infinity, bounded nesting).
+
+    Args:
+        what: What the text is, for the error's message ("The request body", "Line 3").
+
+    Raises:
+        InvalidRequest: When it is not such JSON (400).
+    """
+    try:
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError) as e:
         message = "nesting too deep" if isinstance(e, RecursionError) else str(e)
-        raise InvalidRequest(f"The request body is not valid JSON: {message}") from e
-    # Each level takes an opening and a closing bracket, so a short body cannot nest too deep.
-    if len(raw) > 2 * MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
-        raise InvalidRequest(f"The request body nests deeper than {MAX_JSON_DEPTH} levels")
+        raise InvalidRequest(f"{what} is not valid JSON: {message}") from e
+    # Each level takes an opening and a closing bracket, so a short text cannot nest too deep.
+    if len(text) > 2 * MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 

@@ -181,6 +181,12 @@ class Settings:
     max_input_bytes: int = _setting(
         "INFERQ_MAX_INPUT_BYTES", _count, "largest prediction input accepted, as stored (JSON)"
     )
+    max_file_bytes: int = _setting(
+        "INFERQ_MAX_FILE_BYTES", _count, "largest file uploaded to /v1/files (its own body limit)"
+    )
+    max_file_lines: int = _setting(
+        "INFERQ_MAX_FILE_LINES", _count, "most requests (non-empty lines) in an uploaded batch file"
+    )
     request_read_timeout: float = _setting(
         "INFERQ_REQUEST_READ_TIMEOUT",
         _seconds,
@@ -295,6 +301,8 @@ class Settings:
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
             "max_input_bytes": 1024 * 1024,
+            "max_file_bytes": 200 * 1024 * 1024,
+            "max_file_lines": 50_000,
             "request_read_timeout": 60.0,
             "sync_timeout": 60.0,
             "rate_limit": None,

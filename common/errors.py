@@ -247,6 +247,21 @@ class InputTooLarge(InferqError):
     code = "input_too_large"
 
 
+class InvalidFile(InvalidRequest):
+    """An uploaded file cannot be used for its purpose (a batch file that is not JSONL, or too long):
+    nothing was stored."""
+
+    code = "invalid_file"
+
+
+class FileTooLarge(InferqError):
+    """An uploaded file is larger than ``INFERQ_MAX_FILE_BYTES``: nothing was stored."""
+
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "file_too_large"
+
+
 class QueueFull(InferqError):
     """The model's queue holds as many tasks as it may: the prediction was not accepted.
 

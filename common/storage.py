@@ -1,24 +1,37 @@
 """Where generated files live: a small interface, and the local-disk backend.
 
-An S3-compatible backend implements the same three methods (``put``, ``get``,
-``sweep``) against a bucket; nothing else in inferq touches files.
+An S3-compatible backend implements the same methods (``put``, ``put_stream``,
+``get``, ``delete``, ``sweep``) against a bucket; nothing else in inferq touches files.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from common.errors import NotFound
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 """What a stored file's name may look like (no directories, no traversal)."""
 
-CONTENT_TYPES = {".png": "image/png", ".jpeg": "image/jpeg", ".jpg": "image/jpeg", ".webp": "image/webp"}
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".jpeg": "image/jpeg",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".jsonl": "application/jsonl",
+    ".txt": "text/plain",
+    ".csv": "text/csv",
+}
+"""MIME types by extension; any other file is ``application/octet-stream``."""
+
+COPY_CHUNK = 1024 * 1024
+"""Bytes copied at a time when a stream is stored."""
 
 
 def content_type(name: str) -> str:
@@ -32,8 +45,15 @@ class Storage(Protocol):
     def put(self, name: str, data: bytes) -> None:
         """Stores ``data`` as ``name`` (replacing any earlier file of that name)."""
 
+    def put_stream(self, name: str, stream: IO[bytes]) -> int:
+        """Stores what ``stream`` holds from its position on as ``name``, without holding it all in
+        memory; returns how many bytes were stored."""
+
     def get(self, name: str) -> bytes:
         """The bytes of ``name``; raises ``NotFound`` when there is no such file."""
+
+    def delete(self, name: str) -> None:
+        """Deletes ``name``; a file that is not there is no error (it may have been swept)."""
 
     def sweep(self, older_than: float) -> int:
         """Deletes files stored before the unix time ``older_than``; returns how many."""
@@ -59,6 +79,21 @@ class LocalStorage:
             f.write(data)
         os.replace(temporary, path)
 
+    def put_stream(self, name: str, stream: IO[bytes]) -> int:
+        """Copies ``stream`` in chunks into a temporary file, renamed into place once whole."""
+        path = self._path(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as f:
+                shutil.copyfileobj(stream, f, COPY_CHUNK)
+                size = f.tell()
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return size
+
     def get(self, name: str) -> bytes:
         """Reads a file.
 
@@ -69,6 +104,10 @@ class LocalStorage:
             return self._path(name).read_bytes()
         except FileNotFoundError:
             raise NotFound("File not found") from None
+
+    def delete(self, name: str) -> None:
+        """Removes a file, if it is there."""
+        self._path(name).unlink(missing_ok=True)
 
     def sweep(self, older_than: float | None = None) -> int:
         """Deletes files older than ``older_than`` (default: now); returns how many."""

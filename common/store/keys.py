@@ -56,6 +56,22 @@ def idempotency_key(owner: str, key: str) -> str:
     return f"{PREFIX}:owner:{owner}:idempotency:{key}"
 
 
+def file(file_id: str) -> str:
+    """Hash of one uploaded file's metadata (owner, size, times, name, purpose); its bytes are in
+    the file storage under the file's id."""
+    return f"{PREFIX}:file:{file_id}"
+
+
+def owner_files(owner: str) -> str:
+    """Sorted set of an owner's file ids, all scored 0 and ordered by their time-ordered ids."""
+    return f"{PREFIX}:owner:{owner}:files"
+
+
+def files_expiry() -> str:
+    """Sorted set of the ids of files that expire, scored by when (unix seconds): the sweep's list."""
+    return f"{PREFIX}:files-expiry"
+
+
 def prediction_counts() -> str:
     """Hash of ``owner/name`` to how many predictions the model was asked for."""
     return f"{PREFIX}:prediction-counts"

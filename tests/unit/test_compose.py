@@ -274,13 +274,14 @@ def test_the_api_runs_inferq_api_on_all_interfaces(services: Services, stages: S
     assert seconds(api["stop_grace_period"]) > 30, "gunicorn's graceful timeout is 30 s"
 
 
-def test_generated_files_live_on_a_named_volume_only_the_api_mounts(
-    compose: dict[str, Any], services: Services
+@pytest.mark.parametrize("folder", ["files", "uploads"])
+def test_generated_and_uploaded_files_live_on_named_volumes_only_the_api_mounts(
+    compose: dict[str, Any], services: Services, folder: str
 ) -> None:
     api = services["api"]
     data_dir = Settings.from_env(environment(api)).data_dir
     mounts = dict(reversed(mount.split(":")[:2]) for mount in api["volumes"])
-    volume = mounts[str(data_dir / "files")]
+    volume = mounts[str(data_dir / folder)]
     assert volume in compose["volumes"], "a named volume, so every API replica reads the same files"
     for name, service in services.items():
         if name != "api":
