@@ -74,7 +74,8 @@ def check(services: Services, endpoint: str, text: str) -> tuple[list[Planned], 
     problems: list[dict[str, Any]] = []
     seen: set[str] = set()
     checker = CHECKERS[endpoint]
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):  # as the upload's check counts lines
+        raw = raw.removesuffix("\r")
         if not raw.strip():
             continue
         if len(problems) >= MAX_ERRORS:

@@ -13,7 +13,7 @@ from typing import Any
 
 from api import batch_lines, offload
 from api.services import Services
-from common.errors import InvalidRequest, NotFound, TooManyPending
+from common.errors import InvalidRequest, TooManyPending
 from common.ids import new_prediction_id
 from common.records import Prediction, Priority, Status
 from common.store.batches import TIMESTAMPS, Batch, BatchStatus, Part, new_batch_id
@@ -159,8 +159,6 @@ def get(services: Services, owner: str, batch_id: str) -> Batch:
 
 def page(services: Services, owner: str, after: str | None, limit: int) -> dict[str, Any]:
     """``GET /v1/batches``: newest first, after ``after``."""
-    if after is not None and not after.startswith("batch_"):
-        raise NotFound("Batch not found", param="after")
     found, more = services.batches.page(owner, limit=limit, after=after)
     data = [render(batch) for batch in found]
     return {

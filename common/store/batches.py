@@ -223,11 +223,11 @@ class BatchStore:
         return found[:limit], len(found) > limit
 
     def move(self, batch_id: str, allowed: Sequence[BatchStatus], to: BatchStatus, **values: Any) -> bool:
-        """Sets the status to ``to`` (and the field/value pairs ``values``, JSON for anything not
-        an int or str) if it is one of ``allowed``: a compare-and-set."""
+        """Sets the status to ``to`` (and the field/value pairs ``values``: timestamps, or what
+        :attr:`Batch.fields` holds) if it is one of ``allowed``: a compare-and-set."""
         pairs: list[Any] = ["status", to.value]
         for name, value in values.items():
-            pairs += [name, value if isinstance(value, int | str) else json.dumps(value)]
+            pairs += [name, str(value) if name in TIMESTAMPS else json.dumps(value)]
         written = self._move(keys=[keys.batch(batch_id)], args=[" ".join(allowed), *pairs])
         return bool(written)
 

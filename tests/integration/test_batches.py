@@ -112,7 +112,7 @@ def test_a_bad_line_fails_the_batch_and_nothing_runs(oai: openai.OpenAI, stack: 
     assert [(e.line, e.code) for e in batch.errors.data] == [
         (2, "duplicate_custom_id"),
         (3, "mismatched_url"),
-        (4, "not_found"),
+        (4, "model_not_found"),
         (5, batch.errors.data[3].code),
     ]
     assert batch.errors.data[3].param and batch.errors.data[3].param.startswith("body.input")

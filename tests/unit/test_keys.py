@@ -28,6 +28,14 @@ PID = "0190f3a2-7b1c-7d3e-8f00-0123456789ab"
         (keys.cancel_channel(), "inferq:cancel"),
         (keys.worker_heartbeats("inferq.echo"), "inferq:workers:inferq.echo"),
         (keys.celery_queue("inferq.echo"), "inferq.echo"),
+        (keys.schedule(), "inferq:schedule"),
+        (keys.schedule_turns("inferq.echo", "batch"), "inferq:schedule:inferq.echo:batch"),
+        (keys.schedule_waiting("inferq.echo", "batch", "alice"), "inferq:schedule:inferq.echo:batch:alice"),
+        (keys.schedule_parked("inferq.echo"), "inferq:schedule:inferq.echo:parked"),
+        (keys.batch("batch_1"), "inferq:batch:batch_1"),
+        (keys.batch_results("batch_1"), "inferq:batch:batch_1:results"),
+        (keys.batch_plan("batch_1"), "inferq:batch:batch_1:plan"),
+        (keys.owner_batches("alice"), "inferq:owner:alice:batches"),
     ],
 )
 def test_key_format(key: str, expected: str) -> None:
