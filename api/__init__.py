@@ -30,7 +30,7 @@ from common.processes.runtime import tune_gc
 from common.processes.ticker import Ticker
 from common.queue.broker import TaskMessages, make_celery
 from common.queue.recovery import INTERVAL, Recovery
-from common.storage import LocalStorage
+from common.storage import LocalStorage, uploads_storage
 from common.store import keys
 from common.store.notifier import Notifier
 from common.store.outbox import Outbox
@@ -96,6 +96,7 @@ def build_services(settings: Settings) -> Services:
         storage=LocalStorage(settings.data_dir / "files"),
         signer=UrlSigner(signing_key(settings), settings.url_ttl),
         moderation=load_policy(settings.moderation),
+        uploads=uploads_storage(settings),
     )
 
 
@@ -109,6 +110,7 @@ def _start_background(found: Services) -> None:
 
     def sweep_files() -> None:
         found.storage.sweep(time.time() - found.settings.retention)
+        found.uploads.sweep(time.time() - found.settings.live_ttl)  # when their prediction's record expires
 
     Ticker("inferq-retention", RETENTION_SWEEP_INTERVAL, [sweep_files]).start()
 

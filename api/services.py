@@ -20,7 +20,7 @@ from common.store.predictions import PredictionStore
 @dataclass(frozen=True)
 class Services:
     """What the API process's requests share: settings, models, Redis store, task messages,
-    notifier, keys, file storage and link signer, and the moderation policy."""
+    notifier, keys, file storage and link signer, the moderation policy, and the edits' uploads."""
 
     settings: Settings
     catalog: Catalog
@@ -31,6 +31,7 @@ class Services:
     storage: Storage
     signer: UrlSigner
     moderation: ModerationPolicy
+    uploads: Storage
 
 
 EXTENSION = "inferq"

@@ -1,7 +1,12 @@
-"""Where generated files live: a small interface, and the local-disk backend.
+"""Where generated and uploaded files live: a small interface, and the local-disk backend.
 
-An S3-compatible backend implements the same three methods (``put``, ``get``,
-``sweep``) against a bucket; nothing else in inferq touches files.
+An S3-compatible backend implements the same four methods (``put``, ``get``,
+``delete``, ``sweep``) against a bucket; nothing else in inferq touches files.
+
+Two namespaces: ``files`` (images answered as links, swept ``INFERQ_RETENTION``
+after they were stored) and ``uploads`` (the images of ``/v1/images/edits``,
+read by the worker, swept when their prediction's record expires). Both sit
+under ``INFERQ_DATA_DIR``, which the API and the workers must share.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from common.errors import NotFound
+
+if TYPE_CHECKING:
+    from common.config import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 """What a stored file's name may look like (no directories, no traversal)."""
@@ -34,6 +42,9 @@ class Storage(Protocol):
 
     def get(self, name: str) -> bytes:
         """The bytes of ``name``; raises ``NotFound`` when there is no such file."""
+
+    def delete(self, name: str) -> None:
+        """Deletes ``name`` if it exists."""
 
     def sweep(self, older_than: float) -> int:
         """Deletes files stored before the unix time ``older_than``; returns how many."""
@@ -70,6 +81,13 @@ class LocalStorage:
         except FileNotFoundError:
             raise NotFound("File not found") from None
 
+    def delete(self, name: str) -> None:
+        """Removes a file; a missing one is no error."""
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except NotFound:
+            return
+
     def sweep(self, older_than: float | None = None) -> int:
         """Deletes files older than ``older_than`` (default: now); returns how many."""
         cutoff = time.time() if older_than is None else older_than
@@ -82,3 +100,8 @@ class LocalStorage:
             except FileNotFoundError:
                 continue
         return removed
+
+
+def uploads_storage(settings: Settings) -> LocalStorage:
+    """The images uploaded to ``/v1/images/edits``, for the worker that runs the edit."""
+    return LocalStorage(settings.data_dir / "uploads")
