@@ -49,10 +49,10 @@ class EditRequest:
 def input_image_tokens(width: int, height: int) -> int:
     """Tokens of one input image, by OpenAI's vision rule: fit in 2048x2048, shorter side at most 768,
     then 170 per 512-pixel tile plus 85."""
-    scale = min(1.0, 2048 / max(width, height))
-    width, height = width * scale, height * scale
-    scale = min(1.0, 768 / min(width, height))
-    tiles = math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+    fit = min(1.0, 2048 / max(width, height))
+    wide, high = width * fit, height * fit
+    shrink = min(1.0, 768 / min(wide, high))
+    tiles = math.ceil(wide * shrink / 512) * math.ceil(high * shrink / 512)
     return 85 + 170 * tiles
 
 

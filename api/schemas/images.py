@@ -98,8 +98,10 @@ class ImageEditFilesSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    image = fields.List(ImageFile(), load_default=list, metadata={"description": "The image to edit."})
-    images = fields.List(
+    image: fields.List = fields.List(
+        ImageFile(), load_default=list, metadata={"description": "The image to edit."}
+    )
+    images: fields.List = fields.List(
         ImageFile(),
         data_key="image[]",
         load_default=list,

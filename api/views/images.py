@@ -26,7 +26,7 @@ blp = Blueprint(
 
 @blp.before_request
 def _uploads_may_be_larger() -> None:
-    """An edit's body may hold images up to ``INFERQ_MAX_UPLOAD_BYTES`` in all, not ``INFERQ_MAX_BODY_BYTES``."""
+    """An edit's body may hold up to ``INFERQ_MAX_UPLOAD_BYTES`` of images, not ``INFERQ_MAX_BODY_BYTES``."""
     if request.endpoint == f"{blp.name}.edit_images":
         request.max_content_length = services().settings.max_upload_bytes
 

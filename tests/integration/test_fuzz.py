@@ -88,6 +88,7 @@ OPERATIONS = (
     "GET /v1/user",
     "GET /v1/user/models",
     "POST /v1/images/generations",
+    "POST /v1/images/edits",
     "POST /v1/embeddings",
 )
 """Every documented operation; ``test_every_documented_operation_is_fuzzed`` keeps this list whole."""

@@ -76,7 +76,9 @@ def test_without_a_mask_the_whole_image_is_edited_and_fidelity_keeps_more(client
 
     def distance(fidelity: str) -> float:
         result = client.images.edit(
-            image=_file(source), prompt="mountains and waves", input_fidelity=fidelity  # type: ignore[arg-type]
+            image=_file(source),
+            prompt="mountains and waves",
+            input_fidelity=fidelity,  # type: ignore[arg-type]
         )
         edited = np.asarray(_decoded(result.data[0].b64_json).convert("RGB")).astype(int)
         return float(np.abs(edited - source).mean())
@@ -96,7 +98,9 @@ def test_several_images_n_outputs_and_usage(client: openai.OpenAI) -> None:
     assert one.data[0].b64_json != encoded[0]  # the other images are mixed in
 
 
-@pytest.mark.parametrize(("output_format", "source_format"), [("png", "WEBP"), ("jpeg", "PNG"), ("webp", "JPEG")])
+@pytest.mark.parametrize(
+    ("output_format", "source_format"), [("png", "WEBP"), ("jpeg", "PNG"), ("webp", "JPEG")]
+)
 def test_every_output_format_from_every_input_format(
     client: openai.OpenAI, output_format: str, source_format: str
 ) -> None:
@@ -203,7 +207,9 @@ def test_bad_fields_are_422_naming_them(
     assert stored(redis_client) == []
 
 
-def test_a_model_that_cannot_edit_is_a_400_naming_it(client: openai.OpenAI, redis_client: redis.Redis) -> None:
+def test_a_model_that_cannot_edit_is_a_400_naming_it(
+    client: openai.OpenAI, redis_client: redis.Redis
+) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.images.edit(model="inferq/echo", image=_file(_picture()), prompt="x")
     assert raised.value.code == "model_not_supported" and "inferq/echo" in raised.value.message

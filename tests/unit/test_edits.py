@@ -113,7 +113,9 @@ def diffusers_adapter(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from workers.adapters.diffusion.pipeline import DiffusersAdapter
 
     path: Path = build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
-    adapter = DiffusersAdapter({"path": str(path), "device": "cpu", "steps": {"low": 2, "medium": 4, "high": 6}})
+    adapter = DiffusersAdapter(
+        {"path": str(path), "device": "cpu", "steps": {"low": 2, "medium": 4, "high": 6}}
+    )
     adapter.setup()
     return adapter
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageFilter
 
 Array = npt.NDArray[np.float32]
 
@@ -46,6 +46,8 @@ class EditSources:
     alpha: Array
     weight: Array
     masked: bool
+    box: tuple[slice, slice]
+    """The rows and columns that hold every non-zero weight (the rest is the input, as is)."""
 
     def straight(self) -> Array:
         """The input as straight (not premultiplied) RGB on white: what a diffusion pipeline starts from."""
@@ -54,10 +56,12 @@ class EditSources:
 
     def composite(self, color: Array, alpha: Array, strength: float = 1.0) -> tuple[Array, Array]:
         """``color``/``alpha`` (premultiplied) laid over the input with ``strength`` times the weight."""
-        weight = self.weight * np.float32(strength)
+        box = self.box
+        weight = self.weight[box] * np.float32(strength)
         keep = 1.0 - weight
-        out_color: Array = self.color * keep[..., None] + color * weight[..., None]
-        out_alpha: Array = self.alpha * keep + alpha * weight
+        out_color, out_alpha = self.color.copy(), self.alpha.copy()
+        out_color[box] = self.color[box] * keep[..., None] + color[box] * weight[..., None]
+        out_alpha[box] = self.alpha[box] * keep + alpha[box] * weight
         return out_color, out_alpha
 
 
@@ -66,29 +70,21 @@ def decode(data: bytes, width: int, height: int, transparent: bool) -> tuple[Arr
 
     An opaque output flattens the image onto white; an image of another size is resized.
     """
-    with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGBA")
+    with Image.open(io.BytesIO(data)) as opened:
+        has_alpha = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
+        image = opened.convert("RGBA" if has_alpha else "RGB")
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
-    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
-    alpha = pixels[..., 3]
+    pixels = np.asarray(image, dtype=np.float32)
+    pixels *= np.float32(1 / 255)
+    if not has_alpha:
+        return pixels, np.ones((height, width), np.float32)
+    alpha = np.ascontiguousarray(pixels[..., 3])
     color = pixels[..., :3] * alpha[..., None]
     if not transparent:
-        color = color + (1.0 - alpha)[..., None]
+        color += (1.0 - alpha)[..., None]
         alpha = np.ones_like(alpha)
-    return color.astype(np.float32), alpha.astype(np.float32)
-
-
-def _box_blur(plane: Array, radius: int) -> Array:
-    """A separable box blur with edge padding, by cumulative sums."""
-    size = 2 * radius + 1
-    for axis in (0, 1):
-        padded = np.pad(plane, [(radius + 1, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
-        sums = np.cumsum(padded, axis=axis, dtype=np.float64)
-        upper = np.take(sums, range(size, sums.shape[axis]), axis=axis)
-        lower = np.take(sums, range(0, sums.shape[axis] - size), axis=axis)
-        plane = ((upper - lower) / size).astype(np.float32)
-    return plane
+    return color, alpha
 
 
 def mask_weight(data: bytes, width: int, height: int) -> Array:
@@ -97,9 +93,11 @@ def mask_weight(data: bytes, width: int, height: int) -> Array:
         alpha_image = mask.convert("RGBA").getchannel("A")
     if alpha_image.size != (width, height):
         alpha_image = alpha_image.resize((width, height), Image.Resampling.BILINEAR)
-    hole: Array = 1.0 - np.asarray(alpha_image, dtype=np.float32) / np.float32(255.0)
     radius = max(1, round(min(width, height) * FEATHER_FRACTION))
-    weight: Array = hole * np.clip(_box_blur(hole, radius), 0.0, 1.0)
+    blurred = alpha_image.filter(ImageFilter.BoxBlur(radius))
+    scale = np.float32(1 / 255)
+    hole = 1.0 - np.asarray(alpha_image, dtype=np.float32) * scale
+    weight: Array = hole * (1.0 - np.asarray(blurred, dtype=np.float32) * scale)
     return weight
 
 
@@ -114,6 +112,13 @@ def load_sources(
         mean_color = np.mean([c for c, _ in others], axis=0, dtype=np.float32)
         mean_alpha = np.mean([a for _, a in others], axis=0, dtype=np.float32)
         share = weight * np.float32(REFERENCE_SHARE)
-        color = color * (1.0 - share)[..., None] + mean_color * share[..., None]
-        alpha = alpha * (1.0 - share) + mean_alpha * share
-    return EditSources(color.astype(np.float32), alpha.astype(np.float32), weight, mask is not None)
+        color = (color * (1.0 - share)[..., None] + mean_color * share[..., None]).astype(np.float32)
+        alpha = (alpha * (1.0 - share) + mean_alpha * share).astype(np.float32)
+    return EditSources(color, alpha, weight, mask is not None, _bounds(weight))
+
+
+def _bounds(weight: Array) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
+    if not len(rows):
+        return slice(0, 0), slice(0, 0)
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)

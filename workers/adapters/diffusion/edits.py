@@ -46,7 +46,9 @@ def _picture(rgb: Array) -> Image.Image:
 class EditRun:
     """One edit prediction: which pipeline, its extra arguments, and the finishing composite."""
 
-    def __init__(self, cache: dict[str, Any], pipe: Any, request: SketchRequest, sources: EditSources) -> None:
+    def __init__(
+        self, cache: dict[str, Any], pipe: Any, request: SketchRequest, sources: EditSources
+    ) -> None:
         self.sources = sources
         self.mode = "inpainting" if sources.masked else "image-to-image"
         self.strength = STRENGTH[request.input_fidelity]
