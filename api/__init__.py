@@ -33,7 +33,7 @@ from common.processes.runtime import tune_gc
 from common.processes.ticker import Ticker
 from common.queue.broker import TaskMessages, make_celery
 from common.queue.recovery import INTERVAL, Recovery
-from common.storage import LocalStorage
+from common.storage import LocalStorage, uploads_storage
 from common.store import keys
 from common.store.batches import BatchStore
 from common.store.files import FileStore
@@ -102,9 +102,10 @@ def build_services(settings: Settings) -> Services:
         keys=KeyRing(settings.api_keys),
         storage=LocalStorage(settings.data_dir / "files"),
         signer=UrlSigner(signing_key(settings), settings.url_ttl),
-        files=FileStore(client, LocalStorage(settings.data_dir / "uploads"), settings),
+        files=FileStore(client, LocalStorage(settings.data_dir / "openai-files"), settings),
         moderation=load_policy(settings.moderation),
         batches=BatchStore(client, settings.retention),
+        uploads=uploads_storage(settings),
     )
 
 
@@ -119,6 +120,7 @@ def _start_background(found: Services) -> None:
 
     def sweep_files() -> None:
         found.storage.sweep(time.time() - found.settings.retention)
+        found.uploads.sweep(time.time() - found.settings.live_ttl)  # when their prediction's record expires
 
     Ticker("inferq-retention", RETENTION_SWEEP_INTERVAL, [sweep_files, found.files.sweep]).start()
 

@@ -1,4 +1,7 @@
-"""Image generation through the OpenAI-compatible endpoint: parameters in, images (or a stream) out."""
+"""Image generation through the OpenAI-compatible endpoint: parameters in, images (or a stream) out.
+
+Edits (``api.edits``) go through the same request, answer and stream.
+"""
 
 from __future__ import annotations
 
@@ -66,18 +69,23 @@ class ImageRequest:
     payload: dict[str, Any]
     response_format: str
     stream: bool
+    kind: str = "image_generation"
+    """The streamed events' prefix: ``image_generation``, or ``image_edit`` for an edit."""
+    input_image_tokens: int = 0
+    """An edit's input images, as tokens."""
 
     def usage(self, images: int, first: bool = True) -> dict[str, Any]:
-        """Token usage of ``images`` images (prompt tokens counted only when ``first``)."""
+        """Token usage of ``images`` images (input tokens counted only when ``first``)."""
         text = text_tokens(self.payload["prompt"]) if first else 0
+        pictures = self.input_image_tokens if first else 0
         per_image = image_tokens(self.payload["quality"], self.payload["width"], self.payload["height"])
         output = per_image * images
         return {
-            "input_tokens": text,
-            "input_tokens_details": {"text_tokens": text, "image_tokens": 0},
+            "input_tokens": text + pictures,
+            "input_tokens_details": {"text_tokens": text, "image_tokens": pictures},
             "output_tokens": output,
             "output_tokens_details": {"image_tokens": output, "text_tokens": 0},
-            "total_tokens": text + output,
+            "total_tokens": text + pictures + output,
         }
 
 
@@ -124,6 +132,15 @@ def prepare(services: Services, body: dict[str, Any]) -> ImageRequest:
         RequestValidationError, ModelNotFound, UnsupportedModel, ModerationBlocked.
     """
     version = compat.resolve(services, body["model"] or services.settings.default_image_model, FLAG)
+    return build(services, version, body)
+
+
+def build(services: Services, version: ModelVersion, body: dict[str, Any], **extra: Any) -> ImageRequest:
+    """The request for ``body`` on a resolved ``version`` (``extra``: more ``ImageRequest`` fields).
+
+    Raises:
+        RequestValidationError, ModerationBlocked.
+    """
     width, height = resolve_size(version, body["size"])
     quality = body["quality"] or "auto"
     if quality == "auto":
@@ -139,14 +156,16 @@ def prepare(services: Services, body: dict[str, Any]) -> ImageRequest:
         "output_format": output_format,
         "output_compression": 100 if body["output_compression"] is None else body["output_compression"],
         "partial_images": (body["partial_images"] or 0) if body["stream"] else 0,
-        "style": body["style"] or "vivid",
+        "style": body.get("style") or "vivid",
     }
     if body["seed"] is not None:
         payload["seed"] = body["seed"]
     reason = services.moderation.check(body["prompt"], body["moderation"] or "auto")
     if reason:
         raise ModerationBlocked(f"Your request was rejected by the safety system: {reason}.")
-    return ImageRequest(version, payload, body["response_format"] or "b64_json", bool(body["stream"]))
+    return ImageRequest(
+        version, payload, body["response_format"] or "b64_json", bool(body["stream"]), **extra
+    )
 
 
 def respond(
@@ -195,7 +214,7 @@ def stream(
     the OpenAI events to send.
 
     Partial images are sent as the model renders them, then one
-    ``image_generation.completed`` per image; a failure, the deadline or a
+    ``image_generation.completed`` (``image_edit.completed``) per image; a failure, the deadline or a
     cancellation is sent as an event with an ``error`` object. A client that
     hangs up gets its prediction cancelled.
     """
@@ -247,7 +266,7 @@ def _image_fields(request: ImageRequest, b64: str) -> dict[str, Any]:
 
 def _partial_event(request: ImageRequest, raw: str) -> str:
     chunk = json.loads(raw)
-    event = "image_generation.partial_image"
+    event = f"{request.kind}.partial_image"
     data = {"type": event, **_image_fields(request, chunk["b64_json"])}
     data["partial_image_index"] = chunk["partial_image_index"]
     return format_event(data, event=event)
@@ -259,7 +278,7 @@ def _final_events(services: Services, request: ImageRequest, prediction_id: str)
     if error is not None or ended is None:
         yield _error_event(error or compat.deadline_error(services, prediction_id))
         return
-    event = "image_generation.completed"
+    event = f"{request.kind}.completed"
     for index, image in enumerate(ended.output["images"]):
         data = {"type": event, **_image_fields(request, image["b64_json"])}
         data["usage"] = request.usage(1, first=index == 0)

@@ -22,7 +22,8 @@ from common.store.predictions import PredictionStore
 @dataclass(frozen=True)
 class Services:
     """What the API process's requests share: settings, models, Redis store, task messages,
-    notifier, keys, file storage and link signer, uploaded files, and the moderation policy."""
+    notifier, keys, file storage and link signer, uploaded files, batches, the moderation policy,
+    and the edits' uploads."""
 
     settings: Settings
     catalog: Catalog
@@ -35,6 +36,7 @@ class Services:
     files: FileStore
     moderation: ModerationPolicy
     batches: BatchStore
+    uploads: Storage
 
 
 EXTENSION = "inferq"

@@ -17,7 +17,14 @@ from common.errors import InvalidRequest, RequestValidationError
 MAX_JSON_DEPTH = 100
 """Deepest nesting of arrays and objects accepted in a request body."""
 
-LOCATIONS = {"json": "body", "query": "query", "view_args": "path", "headers": "header"}
+LOCATIONS = {
+    "json": "body",
+    "form": "body",
+    "files": "body",
+    "query": "query",
+    "view_args": "path",
+    "headers": "header",
+}
 """webargs' location names, as the ``loc`` prefixes of the detail items."""
 
 _TYPES = {

@@ -54,6 +54,7 @@ BENCHMARKS = {
     "fairness shares": (
         "two keys with 1,000 queued each: worst gap between their completed counts and their weights"
     ),
+    "images": "`inferq/sketch` edit latency ÷ generation latency, same size (1024x1024), p50",
 }
 """What each benchmark measures, in the order of the report's table."""
 
@@ -72,6 +73,7 @@ GOALS = (
     Goal("fairness flood", "ratio", "", 3, True),
     Goal("fairness shares", "1:1 worst gap", "1:1", 0.1, True),
     Goal("fairness shares", "3:1 worst gap", "3:1", 0.1, True),
+    Goal("images", "ratio", "", 1.3, True),
 )
 """Every goal: the report's table has a line a benchmark, its plot a panel a goal."""
 

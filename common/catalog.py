@@ -59,6 +59,7 @@ COMPATIBILITY_FLAGS = (
     "openai_chat_completions",
     "openai_embeddings",
     "openai_images_generations",
+    "openai_images_edits",
     "openai_responses",
     "anthropic_messages",
 )

@@ -178,6 +178,9 @@ class Settings:
     )
     retention: float = _setting("INFERQ_RETENTION", _seconds, "seconds finished predictions are kept")
     max_body_bytes: int = _setting("INFERQ_MAX_BODY_BYTES", _count, "largest request body accepted")
+    max_upload_bytes: int = _setting(
+        "INFERQ_MAX_UPLOAD_BYTES", _count, "largest /v1/images/edits body accepted (its images and mask)"
+    )
     max_input_bytes: int = _setting(
         "INFERQ_MAX_INPUT_BYTES", _count, "largest prediction input accepted, as stored (JSON)"
     )
@@ -300,6 +303,7 @@ class Settings:
             "max_attempts": 3,
             "retention": 3600.0,
             "max_body_bytes": 10 * 1024 * 1024,
+            "max_upload_bytes": 128 * 1024 * 1024,
             "max_input_bytes": 1024 * 1024,
             "max_file_bytes": 200 * 1024 * 1024,
             "max_file_lines": 50_000,

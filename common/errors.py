@@ -36,6 +36,12 @@ class InvalidRequest(InferqError, ValueError):
     code = "invalid_request"
 
 
+class InvalidImage(InvalidRequest):
+    """An uploaded image or mask cannot be used (not an image, corrupt, too large, a bad mask)."""
+
+    code = "invalid_image"
+
+
 class RequestTimedOut(InferqError):
     """The client did not send its whole request in time (``INFERQ_REQUEST_READ_TIMEOUT``).
 

@@ -1,7 +1,13 @@
-"""Where generated files live: a small interface, and the local-disk backend.
+"""Where generated and uploaded files live: a small interface, and the local-disk backend.
 
 An S3-compatible backend implements the same methods (``put``, ``put_stream``,
 ``get``, ``delete``, ``sweep``) against a bucket; nothing else in inferq touches files.
+
+Three namespaces under ``INFERQ_DATA_DIR``: ``files`` (images answered as links, swept
+``INFERQ_RETENTION`` after they were stored), ``uploads`` (the images of
+``/v1/images/edits``, read by the worker, swept when their prediction's record expires;
+the API and the workers must share it) and ``openai-files`` (the Files API's uploads
+and batch outputs, kept until they expire or are deleted; the API's alone).
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from common.errors import NotFound
+
+if TYPE_CHECKING:
+    from common.config import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 """What a stored file's name may look like (no directories, no traversal)."""
@@ -121,3 +130,8 @@ class LocalStorage:
             except FileNotFoundError:
                 continue
         return removed
+
+
+def uploads_storage(settings: Settings) -> LocalStorage:
+    """The images uploaded to ``/v1/images/edits``, for the worker that runs the edit."""
+    return LocalStorage(settings.data_dir / "uploads")

@@ -7,7 +7,8 @@ import threading
 from enum import StrEnum
 from typing import Any
 
-from common.errors import PredictionCancelled
+from common.errors import NotFound, PredictionCancelled
+from common.storage import Storage
 from common.store.predictions import PredictionStore
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class PredictionContext:
         store: Where its output, logs and events go.
         stream: Whether it was created with ``stream: true`` (else :meth:`emit` does nothing).
         token: The claim this attempt holds; streamed chunks are appended only while it holds it.
+        uploads: Where the files uploaded with the request are (``/v1/images/edits``' images).
 
     Attributes:
         prediction_id: The prediction being run.
@@ -40,7 +42,15 @@ class PredictionContext:
         metrics: Extra metrics the adapter reports (merged into the prediction's ``metrics``).
     """
 
-    def __init__(self, prediction_id: str, store: PredictionStore, *, stream: bool, token: str = "") -> None:
+    def __init__(
+        self,
+        prediction_id: str,
+        store: PredictionStore,
+        *,
+        stream: bool,
+        token: str = "",
+        uploads: Storage | None = None,
+    ) -> None:
         if stream and not token:
             raise ValueError("a streamed prediction's context needs the claim token")
         self.prediction_id = prediction_id
@@ -50,6 +60,7 @@ class PredictionContext:
         self._store = store
         self._stream = stream
         self._token = token
+        self._uploads = uploads
 
     def raise_if_cancelled(self) -> None:
         """Raises :class:`~common.errors.PredictionCancelled` once a stop was requested."""
@@ -67,6 +78,16 @@ class PredictionContext:
         if self._store.events.emit(self.prediction_id, self._token, chunk) is None:
             logger.warning("prediction %s: output refused, this attempt lost its claim", self.prediction_id)
             self.request_stop(StopReason.LOST)
+
+    def read_upload(self, name: str) -> bytes:
+        """The bytes of a file uploaded with the request, named in the input by the API.
+
+        Raises:
+            NotFound: No such upload (it expired with its prediction, or was never stored).
+        """
+        if self._uploads is None:
+            raise NotFound(f"upload {name} not found: this worker has no upload storage")
+        return self._uploads.get(name)
 
     def log(self, message: str) -> None:
         """Appends a line to the prediction's logs."""

@@ -29,6 +29,7 @@ from common.errors import ConfigError, ModelNotFound, PredictionCancelled
 from common.processes import logs
 from common.queue.broker import TaskMessages
 from common.records import ErrorSource, Prediction, PredictionError, Status
+from common.storage import uploads_storage
 from common.store.predictions import Claim, ClaimOutcome, Ending, PredictionStore
 from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
@@ -99,6 +100,7 @@ class Runner:
         self.store = store
         self.supervisor = supervisor
         self.messages = messages
+        self.uploads = uploads_storage(settings)
         self._adapters: dict[str, Adapter] = {}
         self._alone: set[str] = set()
         """Batching versions whose last batch found no company: the next one waits for none."""
@@ -163,7 +165,9 @@ class Runner:
         return claim
 
     def _member(self, prediction: Prediction, token: str) -> Member:
-        ctx = PredictionContext(prediction.id, self.store, stream=prediction.stream, token=token)
+        ctx = PredictionContext(
+            prediction.id, self.store, stream=prediction.stream, token=token, uploads=self.uploads
+        )
         return Member(prediction, token, ctx)
 
     def _watch(self, stack: ExitStack, member: Member, heard: threading.Event) -> None:

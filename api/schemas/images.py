@@ -1,10 +1,13 @@
-"""``POST /v1/images/generations``: the OpenAI request, every parameter nullable as the SDK sends it."""
+"""``POST /v1/images/generations`` and ``/v1/images/edits``: the OpenAI requests, every parameter
+nullable as the SDK sends it (an edit's as multipart form fields and files)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask_smorest.fields import Upload
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from werkzeug.datastructures import FileStorage
 
 from api.validation import StrictBoolean
 
@@ -45,6 +48,69 @@ class ImageGenerationSchema(Schema):
     def _transparency_needs_alpha(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("background") == "transparent" and data.get("output_format") == "jpeg":
             raise ValidationError("A transparent background needs output_format png or webp", "background")
+
+
+def _form_integer(low: int, high: int) -> fields.Integer:
+    return fields.Integer(load_default=None, allow_none=True, validate=validate.Range(low, high))
+
+
+class ImageEditSchema(Schema):
+    """The OpenAI image edit request's form fields (plus ``seed``, an inferq extension); the files are
+    :class:`ImageEditFilesSchema`'s."""
+
+    class Meta:
+        unknown = RAISE
+
+    prompt = fields.String(required=True, validate=validate.Length(min=1, max=32000))
+    model = fields.String(load_default=None, allow_none=True)
+    n = _form_integer(1, 10)
+    quality = _choice("standard", "low", "medium", "high", "auto")
+    response_format = _choice("url", "b64_json")
+    output_format = _choice("png", "jpeg", "webp")
+    output_compression = _form_integer(0, 100)
+    input_fidelity = _choice("high", "low")
+    stream = fields.Boolean(load_default=None, allow_none=True)
+    partial_images = _form_integer(0, 3)
+    size = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32))
+    moderation = _choice("low", "auto")
+    background = _choice("transparent", "opaque", "auto")
+    user = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=256))
+    seed = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 2**63 - 1))
+
+    @validates_schema
+    def _transparency_needs_alpha(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("background") == "transparent" and data.get("output_format") == "jpeg":
+            raise ValidationError("A transparent background needs output_format png or webp", "background")
+
+
+class ImageFile(Upload):
+    """An uploaded file (a form field sent as text is refused)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> FileStorage:
+        if not isinstance(value, FileStorage):
+            raise ValidationError("Input should be a file")
+        return value
+
+
+class ImageEditFilesSchema(Schema):
+    """An edit's files: the image (``image``, or up to 16 as ``image[]``) and an optional mask."""
+
+    class Meta:
+        unknown = RAISE
+
+    image: fields.List = fields.List(
+        ImageFile(), load_default=list, metadata={"description": "The image to edit."}
+    )
+    images: fields.List = fields.List(
+        ImageFile(),
+        data_key="image[]",
+        load_default=list,
+        metadata={"description": "Up to 16 images: the first is edited, the others guide it."},
+    )
+    mask = ImageFile(
+        load_default=None,
+        metadata={"description": "A PNG with alpha, the size of the first image: transparent where to edit."},
+    )
 
 
 class ImageDataSchema(Schema):

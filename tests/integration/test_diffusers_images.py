@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openai
 import pytest
 import wriftai
@@ -210,3 +211,55 @@ def test_a_client_that_hangs_up_mid_stream_gets_its_prediction_cancelled(
     status = wait_for_status(sd_stack.env["INFERQ_REDIS_URL"], prediction["id"], {"cancelled", "succeeded"})
     assert status == "cancelled"
     assert _stopped_at(alice.predictions.get(prediction["id"])["logs"]) < SLOW_STEPS // 2  # not the deadline
+
+
+def _upload(rgba: np.ndarray, name: str) -> tuple[str, bytes, str]:
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).save(buffer, "PNG")
+    return (name, buffer.getvalue(), "image/png")
+
+
+def test_edits_inpaint_with_a_mask_and_transform_without_one(client: openai.OpenAI) -> None:
+    y, x = np.mgrid[0:64, 0:64]
+    source = np.stack([x * 4, y * 4, (x + y) * 2], axis=2).astype(np.uint8)
+    mask = np.full((64, 64, 4), 255, np.uint8)
+    mask[16:48, 16:48, 3] = 0
+    kept = mask[..., 3] == 255
+
+    inpainted = client.images.edit(
+        model="tests/tiny-sd",
+        image=_upload(source, "in.png"),
+        mask=_upload(mask, "mask.png"),
+        prompt="a red circle",
+        extra_body={"seed": 1},
+    )
+    edited = np.asarray(_image(inpainted.data[0].b64_json).convert("RGB"))
+    assert inpainted.size == "64x64" and np.array_equal(edited[kept], source[kept])
+    assert not np.array_equal(edited[~kept], source[~kept])
+
+    whole = client.images.edit(
+        model="tests/tiny-sd",
+        image=[_upload(source, "a.png"), _upload(source[::-1].copy(), "b.png")],
+        prompt="a red circle",
+        n=2,
+        output_format="jpeg",
+        response_format="b64_json",
+    )
+    assert [_image(item.b64_json).format for item in whole.data] == ["JPEG", "JPEG"]
+    assert whole.data[0].b64_json != whole.data[1].b64_json
+
+
+def test_a_streamed_edit_sends_partial_images(client: openai.OpenAI) -> None:
+    source = np.full((64, 64, 3), 128, np.uint8)
+    events = list(
+        client.images.edit(
+            model="tests/tiny-sd",
+            image=_upload(source, "in.png"),
+            prompt="a star",
+            stream=True,
+            partial_images=2,
+            quality="high",
+        )
+    )
+    assert [e.type for e in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
+    assert _image(events[-1].b64_json).size == (64, 64)  # type: ignore[union-attr]

@@ -92,6 +92,7 @@ OPERATIONS = (
     "GET /v1/user",
     "GET /v1/user/models",
     "POST /v1/images/generations",
+    "POST /v1/images/edits",
     "POST /v1/embeddings",
     "POST /v1/files",
     "GET /v1/files",

@@ -16,18 +16,27 @@ class FakeContext:
         cancel_after_check: Cancel right after the adapter's first look that found it running.
     """
 
-    def __init__(self, cancel_on_emit: bool = False, cancel_after_check: bool = False) -> None:
+    def __init__(
+        self,
+        cancel_on_emit: bool = False,
+        cancel_after_check: bool = False,
+        uploads: dict[str, bytes] | None = None,
+    ) -> None:
         self.cancelled = threading.Event()
         self.metrics: dict[str, Any] = {}
         self.chunks: list[Any] = []
         self.logs: list[str] = []
         self.cancel_on_emit = cancel_on_emit
         self.cancel_after_check = cancel_after_check
+        self.uploads = dict(uploads or {})
 
     def emit(self, chunk: Any) -> None:
         self.chunks.append(chunk)
         if self.cancel_on_emit:
             self.cancelled.set()
+
+    def read_upload(self, name: str) -> bytes:
+        return self.uploads[name]
 
     def log(self, message: str) -> None:
         self.logs.append(message)

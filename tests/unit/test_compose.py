@@ -274,18 +274,27 @@ def test_the_api_runs_inferq_api_on_all_interfaces(services: Services, stages: S
     assert seconds(api["stop_grace_period"]) > 30, "gunicorn's graceful timeout is 30 s"
 
 
-@pytest.mark.parametrize("folder", ["files", "uploads"])
-def test_generated_and_uploaded_files_live_on_named_volumes_only_the_api_mounts(
-    compose: dict[str, Any], services: Services, folder: str
+@pytest.mark.parametrize(
+    ("folder", "sharers"),
+    [("files", {"api"}), ("openai-files", {"api"}), ("uploads", {"api", "worker-images"})],
+)
+def test_stored_files_live_on_named_volumes_only_their_readers_mount(
+    compose: dict[str, Any], services: Services, folder: str, sharers: set[str]
 ) -> None:
+    """Generated images and the Files API's files are the API's; the images uploaded for an edit
+    are read by the worker that runs it, at the same path under its INFERQ_DATA_DIR."""
     api = services["api"]
     data_dir = Settings.from_env(environment(api)).data_dir
     mounts = dict(reversed(mount.split(":")[:2]) for mount in api["volumes"])
     volume = mounts[str(data_dir / folder)]
     assert volume in compose["volumes"], "a named volume, so every API replica reads the same files"
     for name, service in services.items():
-        if name != "api":
-            assert not any(str(m).startswith(f"{volume}:") for m in service.get("volumes", [])), name
+        mounted = {str(m).split(":")[1] for m in service.get("volumes", []) if str(m).startswith(f"{volume}:")}
+        if name in sharers:
+            own_dir = Settings.from_env(environment(service)).data_dir
+            assert mounted == {str(own_dir / folder)}, name
+        else:
+            assert not mounted, name
 
 
 # ---- workers ---------------------------------------------------------------------------------

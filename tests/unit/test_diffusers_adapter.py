@@ -264,7 +264,10 @@ def test_the_input_schema_is_the_sketch_contract() -> None:
     assert set(DiffusersAdapter.input_schema["properties"]) == set(SketchAdapter.input_schema["properties"])
     assert DiffusersAdapter.output_schema == SketchAdapter.output_schema
     jsonschema.Draft202012Validator.check_schema(DiffusersAdapter.input_schema)
-    assert DiffusersAdapter.compatibilities == {"openai_images_generations": True}
+    assert DiffusersAdapter.compatibilities == {
+        "openai_images_generations": True,
+        "openai_images_edits": True,
+    }
 
 
 def test_reading_the_class_imports_neither_torch_nor_diffusers() -> None:

@@ -233,7 +233,7 @@ def test_the_schemas_are_valid_2020_12_and_a_full_input_passes() -> None:
     }
     validator = jsonschema.Draft202012Validator(SketchAdapter.input_schema)
     assert list(validator.iter_errors(full)) == [] and list(validator.iter_errors(BASE)) == []
-    assert SketchAdapter.compatibilities == {"openai_images_generations": True}
+    assert SketchAdapter.compatibilities == {"openai_images_generations": True, "openai_images_edits": True}
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,10 @@ Options (the version's ``options`` in the models file):
 - ``sizes``/``default_size``, or ``multiple_of``/``min_side``/``max_side``, and
   ``default_quality``: read by the API (``api.images.resolve_size``), not here.
 
+Edits (``images`` in the input, from ``/v1/images/edits``): inpainting where a
+mask is given, image-to-image otherwise, with pipelines built by ``from_pipe``
+from the loaded one, so they share its weights (see ``diffusion.edits``).
+
 torch and diffusers are imported in ``setup()`` and ``predict()`` only: the API
 imports this class to read its schemas.
 """
@@ -107,13 +111,17 @@ class DiffusersAdapter(Adapter):
 
     input_schema: ClassVar[dict[str, Any]] = _input_schema()
     output_schema: ClassVar[dict[str, Any]] = dict(SketchAdapter.output_schema)
-    compatibilities: ClassVar[dict[str, bool]] = {"openai_images_generations": True}
+    compatibilities: ClassVar[dict[str, bool]] = {
+        "openai_images_generations": True,
+        "openai_images_edits": True,
+    }
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         super().__init__(options)
         self.settings = DiffusersSettings.from_options(options)
         self.device = ""
         self._pipeline: Any = None
+        self._edit_pipelines: dict[str, Any] = {}
 
     @property
     def pipeline(self) -> Any:
@@ -154,9 +162,12 @@ class DiffusersAdapter(Adapter):
 
     def predict(self, input: dict[str, Any], ctx: PredictionContext) -> Any:
         """Runs the pipeline once for all ``n`` images; stops within a step when cancelled."""
+        from workers.adapters.diffusion.edits import EditRun
         from workers.adapters.diffusion.images import encode_image
 
         request = SketchRequest.from_input(input)
+        sources = request.sources(ctx)
+        edit = EditRun(self._edit_pipelines, self.pipeline, request, sources) if sources else None
         steps = self.settings.steps[request.quality]
         guidance = self.settings.guidance[request.quality]
         prompt = request.prompt
@@ -168,8 +179,13 @@ class DiffusersAdapter(Adapter):
             f"quality ({steps} steps, guidance {guidance:g}), seed {request.seed}, on {self.device}"
         )
         ctx.raise_if_cancelled()
-        result = self.pipeline(
-            **self._call_arguments(request, prompt, steps, guidance),
+        arguments = self._call_arguments(request, prompt, steps, guidance)
+        pipeline = self.pipeline
+        if edit is not None:
+            ctx.log(f"editing {len(request.images)} image(s) by {edit.mode}, strength {edit.strength:g}")
+            pipeline, arguments = edit.pipeline, edit.arguments(arguments)
+        result = pipeline(
+            **arguments,
             callback_on_step_end=StepWatcher(ctx, request, steps),
             callback_on_step_end_tensor_inputs=["latents"],
         )
@@ -177,9 +193,10 @@ class DiffusersAdapter(Adapter):
         for index, flagged in enumerate(getattr(result, "nsfw_content_detected", None) or []):
             if flagged:
                 ctx.log(f"image {index} was blacked out by the pipeline's safety checker")
+        pictures = [edit.finish(rgb) for rgb in result.images] if edit else list(result.images)
         images = [
             encode_image(rgb, request.background, request.output_format, request.output_compression)
-            for rgb in result.images
+            for rgb in pictures
         ]
         return request.output(images, prompt)
 

@@ -4,6 +4,12 @@ The prompt's words choose the palette and the motifs (see ``scene``);
 the seed, given or derived from the prompt, places them. Each image is
 rendered in steps (4, 8 or 16 by quality) so that streamed partial images are
 real earlier states of the same render, and a cancel stops it within a step.
+
+An edit (``images`` given, from ``/v1/images/edits``) renders the same scene and
+lays it over the first image where the mask is transparent (everywhere without
+one), feathered at the mask's edge; ``input_fidelity: high`` lets more of the
+input show through (``FIDELITY_STRENGTH``). Outside the mask the pixels are the
+input's, unchanged (see ``workers.adapters.edits``).
 numpy and Pillow are imported on first use: the API imports this class only
 to read its schemas.
 """
@@ -19,11 +25,32 @@ from workers.adapters.sketch.scene import STEPS, ScenePlan, digest, plan_scene
 from workers.context import PredictionContext
 
 if TYPE_CHECKING:
+    from workers.adapters.edits import EditSources
     from workers.adapters.sketch.canvas import Canvas
 
 FORMATS = ("png", "jpeg", "webp")
 
 _SIDE = {"type": "integer", "minimum": 64, "maximum": 2048, "multipleOf": 8}
+
+FIDELITY_STRENGTH = {"low": 0.9, "high": 0.55}
+"""How opaque the scene is over the input where the edit goes, by ``input_fidelity``."""
+
+EDIT_PROPERTIES: dict[str, Any] = {
+    "images": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "maxItems": 16,
+        "description": "An edit: the stored uploads (the API names them); the first one is edited.",
+    },
+    "mask": {
+        "type": ["string", "null"],
+        "default": None,
+        "description": "The stored mask upload: transparent where the edit goes. Default: everywhere.",
+    },
+    "input_fidelity": {"enum": ["high", "low"], "default": "low", "description": "high keeps more input."},
+}
+"""The input of an edit, beside a generation's (shared by the image adapters)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,9 @@ class SketchRequest:
     partial_images: int
     seed: int
     style: str
+    images: tuple[str, ...] = ()
+    mask: str | None = None
+    input_fidelity: str = "low"
 
     @classmethod
     def from_input(cls, input: dict[str, Any]) -> SketchRequest:
@@ -59,7 +89,20 @@ class SketchRequest:
             partial_images=int(input.get("partial_images", 0)),
             seed=digest(prompt) & 0x7FFFFFFF if seed is None else int(seed),
             style=str(input.get("style", "vivid")),
+            images=tuple(input.get("images") or ()),
+            mask=input.get("mask"),
+            input_fidelity=str(input.get("input_fidelity", "low")),
         )
+
+    def sources(self, ctx: PredictionContext) -> EditSources | None:
+        """An edit's uploads, read and decoded at the output size (None for a generation)."""
+        if not self.images:
+            return None
+        from workers.adapters.edits import load_sources
+
+        images = [ctx.read_upload(name) for name in self.images]
+        mask = ctx.read_upload(self.mask) if self.mask else None
+        return load_sources(images, mask, self.width, self.height, self.background == "transparent")
 
     def output(self, images: list[str], revised_prompt: str) -> dict[str, Any]:
         """The adapter output the images endpoint renders: ``images`` (base64) and how they were made."""
@@ -103,6 +146,7 @@ class SketchAdapter(Adapter):
             "partial_images": {"type": "integer", "minimum": 0, "maximum": 3, "default": 0},
             "seed": {"type": "integer", "description": "Default: derived from the prompt."},
             "style": {"enum": ["vivid", "natural"], "default": "vivid"},
+            **EDIT_PROPERTIES,
         },
         "required": ["prompt", "width", "height"],
         "additionalProperties": False,
@@ -133,7 +177,10 @@ class SketchAdapter(Adapter):
         "required": ["images", "width", "height", "quality", "background", "output_format", "seed"],
         "additionalProperties": False,
     }
-    compatibilities: ClassVar[dict[str, bool]] = {"openai_images_generations": True}
+    compatibilities: ClassVar[dict[str, bool]] = {
+        "openai_images_generations": True,
+        "openai_images_edits": True,
+    }
 
     def setup(self) -> None:
         """Imports numpy and Pillow now, so the first prediction does not pay for it."""
@@ -144,14 +191,23 @@ class SketchAdapter(Adapter):
         request = SketchRequest.from_input(input)
         plan = plan_scene(request.prompt, request.quality, request.style)
         ctx.metrics.update({"image_count": request.n, "steps": plan.steps, "seed": request.seed})
+        verb = f"editing {len(request.images)} image(s) into" if request.images else "drawing"
         ctx.log(
-            f"drawing {request.n} image(s) of {request.width}x{request.height}, "
+            f"{verb} {request.n} image(s) of {request.width}x{request.height}, "
             f"{request.quality} quality ({plan.steps} steps), seed {request.seed}"
         )
-        images = [self._render(request, plan, index, ctx) for index in range(request.n)]
+        sources = request.sources(ctx)
+        images = [self._render(request, plan, index, ctx, sources) for index in range(request.n)]
         return request.output(images, request.prompt)
 
-    def _render(self, request: SketchRequest, plan: ScenePlan, index: int, ctx: PredictionContext) -> str:
+    def _render(
+        self,
+        request: SketchRequest,
+        plan: ScenePlan,
+        index: int,
+        ctx: PredictionContext,
+        sources: EditSources | None = None,
+    ) -> str:
         from workers.adapters.sketch.canvas import Canvas
         from workers.adapters.sketch.render import render_steps
 
@@ -162,7 +218,7 @@ class SketchAdapter(Adapter):
             if ctx.cancelled.is_set():
                 ctx.raise_if_cancelled()
             if step in points:
-                partial = self._encoded(canvas, request)
+                partial = self._encoded(self._edited(canvas, request, sources), request)
                 ctx.emit(
                     {
                         "type": "partial_image",
@@ -171,7 +227,19 @@ class SketchAdapter(Adapter):
                         "b64_json": partial,
                     }
                 )
-        return self._encoded(canvas, request)
+        return self._encoded(self._edited(canvas, request, sources), request)
+
+    @staticmethod
+    def _edited(canvas: Canvas, request: SketchRequest, sources: EditSources | None) -> Canvas:
+        """The render laid over an edit's input (the render itself for a generation)."""
+        if sources is None:
+            return canvas
+        from workers.adapters.sketch.canvas import Canvas
+
+        edited = Canvas(canvas.width, canvas.height, transparent=canvas.transparent)
+        strength = FIDELITY_STRENGTH[request.input_fidelity]
+        edited.color, edited.alpha = sources.composite(canvas.color, canvas.alpha, strength)
+        return edited
 
     @staticmethod
     def _encoded(canvas: Canvas, request: SketchRequest) -> str:
