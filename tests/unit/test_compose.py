@@ -289,7 +289,9 @@ def test_stored_files_live_on_named_volumes_only_their_readers_mount(
     volume = mounts[str(data_dir / folder)]
     assert volume in compose["volumes"], "a named volume, so every API replica reads the same files"
     for name, service in services.items():
-        mounted = {str(m).split(":")[1] for m in service.get("volumes", []) if str(m).startswith(f"{volume}:")}
+        mounted = {
+            str(m).split(":")[1] for m in service.get("volumes", []) if str(m).startswith(f"{volume}:")
+        }
         if name in sharers:
             own_dir = Settings.from_env(environment(service)).data_dir
             assert mounted == {str(own_dir / folder)}, name
