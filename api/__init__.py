@@ -33,7 +33,7 @@ from common.processes.runtime import tune_gc
 from common.processes.ticker import Ticker
 from common.queue.broker import TaskMessages, make_celery
 from common.queue.recovery import INTERVAL, Recovery
-from common.storage import LocalStorage, uploads_storage
+from common.storage import LocalStorage, openai_files_storage, uploads_storage
 from common.store import keys
 from common.store.batches import BatchStore
 from common.store.files import FileStore
@@ -102,7 +102,7 @@ def build_services(settings: Settings) -> Services:
         keys=KeyRing(settings.api_keys),
         storage=LocalStorage(settings.data_dir / "files"),
         signer=UrlSigner(signing_key(settings), settings.url_ttl),
-        files=FileStore(client, LocalStorage(settings.data_dir / "openai-files"), settings),
+        files=FileStore(client, openai_files_storage(settings), settings),
         moderation=load_policy(settings.moderation),
         batches=BatchStore(client, settings.retention),
         uploads=uploads_storage(settings),

@@ -132,6 +132,15 @@ class LocalStorage:
         return removed
 
 
+OPENAI_FILES = "openai-files"
+"""The folder of the Files API's files under ``INFERQ_DATA_DIR``."""
+
+
 def uploads_storage(settings: Settings) -> LocalStorage:
     """The images uploaded to ``/v1/images/edits``, for the worker that runs the edit."""
     return LocalStorage(settings.data_dir / "uploads")
+
+
+def openai_files_storage(settings: Settings) -> LocalStorage:
+    """The Files API's files (uploads and batch outputs), the API's alone."""
+    return LocalStorage(settings.data_dir / OPENAI_FILES)

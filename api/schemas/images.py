@@ -108,7 +108,6 @@ class ImageEditFilesSchema(Schema):
         metadata={"description": "Up to 16 images: the first is edited, the others guide it."},
     )
     mask = ImageFile(
-        load_default=None,
         metadata={"description": "A PNG with alpha, the size of the first image: transparent where to edit."},
     )
 

@@ -71,7 +71,7 @@ def generate_images(body: dict[str, Any]) -> Any:
 def edit_images(form: dict[str, Any], files: dict[str, Any]) -> Any:
     """Edit one image (or several, the first edited), where a mask is transparent or everywhere."""
     found = services()
-    wanted = edits.prepare(found, form, [*files["image"], *files["images"]], files["mask"])
+    wanted = edits.prepare(found, form, [*files["image"], *files["images"]], files.get("mask"))
     fingerprint = wanted.fingerprint(form)
     key = idempotency.parse(request.headers.get(idempotency.HEADER), request.path, fingerprint)
     if wanted.request.stream:

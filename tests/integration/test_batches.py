@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import redis
 
+from common.processes.embedded_redis import EmbeddedRedis, free_port
+from common.processes.launcher import Launcher
 from common.store import keys
-from tests.conftest import KEYS
+from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack, pool_children
 
 FINAL = {"completed", "failed", "expired", "cancelled"}
@@ -90,6 +93,8 @@ def test_an_embeddings_batch_answers_each_line_as_the_endpoint_does(oai: openai.
     assert body["usage"] == direct.usage.model_dump()
     assert [item["index"] for item in output["pair"]["response"]["body"]["data"]] == [0, 1]
     assert oai.files.retrieve(done.output_file_id).purpose == "batch_output"
+    metrics = httpx.get(f"{stack.base_url}/metrics").text
+    assert 'inferq_batch_lines_total{status="completed"} 41.0' in metrics
     client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
     part = output["r0"]["response"]["request_id"]
     assert client.hget(keys.prediction(part), "priority") == "batch"
@@ -243,3 +248,36 @@ def test_another_key_sees_no_batch_and_no_file(oai: openai.OpenAI, stack: Stack)
     assert batch.id in [b.id for b in oai.batches.list()]
     finished(oai, batch.id)
     bob.close()
+
+
+def test_a_batch_outlives_an_api_restart_and_a_redis_restart(tmp_path: Path) -> None:
+    """Its record, plan, parts and files are in Redis (append-only) and on disk, not in a process."""
+    redis_server = EmbeddedRedis(tmp_path / "redis", appendonly=True).start()
+    launcher = Launcher(base_env(redis_server.url, tmp_path / "data"), log_dir=tmp_path / "logs")
+    try:
+        port = free_port()
+        base = launcher.start_api("127.0.0.1", port, name="api")
+        client = client_for(base)
+        lines = [
+            request(f"r{i}", "/v1/predictions", {"model": "inferq/echo", "input": {"prompt": f"n{i}"}})
+            for i in range(20)
+        ]
+        batch = client.batches.create(
+            input_file_id=upload(client, lines),
+            endpoint="/v1/predictions",  # type: ignore[arg-type]
+            completion_window="24h",
+        )
+        client.close()
+        launcher.stop("api")
+        redis_server.stop()  # SIGTERM: Redis writes its append-only file and exits
+        redis_server.start()
+        base = launcher.start_api("127.0.0.1", port, name="api-again")
+        launcher.start_worker(["inferq.echo"], concurrency=2)
+        client = client_for(base)
+        done = finished(client, batch.id, timeout=60)
+        assert done.status == "completed" and done.request_counts.completed == 20
+        assert set(lines_of(client, done.output_file_id)) == {f"r{i}" for i in range(20)}
+        client.close()
+    finally:
+        launcher.stop_all()
+        redis_server.stop()

@@ -14,7 +14,7 @@ import redis
 
 from api.signing import UrlSigner, derive_key
 from common.config import Settings
-from common.storage import LocalStorage
+from common.storage import OPENAI_FILES, LocalStorage
 from common.store import keys
 from common.store.files import FileStore
 from tests.conftest import KEYS
@@ -46,7 +46,7 @@ def bob(stack: Stack) -> Iterator[openai.OpenAI]:
 
 def uploads(data_dir: str | Path) -> list[str]:
     """The names of the uploaded files' bytes on disk."""
-    root = Path(data_dir) / "uploads"
+    root = Path(data_dir) / OPENAI_FILES
     return sorted(path.name for path in root.iterdir()) if root.is_dir() else []
 
 
@@ -256,7 +256,7 @@ def test_an_expired_file_is_gone_and_swept(
     data_dir = Path(stack.env["INFERQ_DATA_DIR"])
     settings = Settings.from_env(stack.env)
     assert (
-        FileStore(redis_client, LocalStorage(data_dir / "uploads"), settings).sweep() == 1
+        FileStore(redis_client, LocalStorage(data_dir / OPENAI_FILES), settings).sweep() == 1
     )  # as the API's ticker
     assert gone.id not in uploads(data_dir) and kept.id in uploads(data_dir)
     assert not redis_client.exists(keys.file(gone.id))
