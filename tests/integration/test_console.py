@@ -27,7 +27,7 @@ LONG = 60_000
 
 
 def chromium_path() -> str:
-    """The system browser: ``INFERQ_CHROMIUM``, else ``chromium`` on the PATH (``apt-get install chromium``)."""
+    """The system browser: ``INFERQ_CHROMIUM``, else ``chromium`` on the PATH (apt-get install chromium)."""
     found = os.environ.get("INFERQ_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
         pytest.fail("no chromium: apt-get install -y chromium (make test does when it can)")
