@@ -183,6 +183,9 @@ def test_the_queues_page_follows_a_queue_under_load(
     expect(card.get_by_test_id("throughput")).to_contain_text("6 in")
     expect(card.get_by_test_id("run-latency")).not_to_have_text("—")
     expect(card.locator("svg polyline")).to_have_count(2)
+    page.get_by_label("Only queues with work or workers").check()
+    expect(page.locator("section[data-queue='tests.crashes']")).to_have_count(0)
+    expect(card).to_be_visible()
     shoot(page, screenshots, "queues")
 
 
@@ -211,3 +214,27 @@ def test_the_batches_page_follows_a_batch_to_completion(page: Page, stack: Stack
         row.get_by_role("link", name="output").click()
     assert len(Path(download.value.path()).read_text().splitlines()) == 30
     shoot(page, screenshots, "batches")
+
+
+def test_the_console_works_by_keyboard_at_phone_width(page: Page, screenshots: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/")
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(KEYS["alice"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("owner")).to_have_text("alice")
+    for view in ("playground", "predictions", "queues", "batches"):
+        page.goto(f"/#/{view}")
+        expect(page.get_by_role("link", name=view.capitalize())).to_have_attribute("aria-current", "page")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), view
+    page.goto("/#/playground")
+    page.reload()
+    expect(page.get_by_label("Model")).to_have_value("inferq/sketch")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Playground")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("link", name="Predictions")).to_have_attribute("aria-current", "page")
+    shoot(page, screenshots, "playground-phone")

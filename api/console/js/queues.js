@@ -18,9 +18,11 @@ function chart(points) {
   svg.setAttribute("role", "img");
   const peak = Math.max(1, ...points.map((p) => p.queued + p.running));
   const latest = points[points.length - 1];
-  svg.setAttribute("aria-label", `Queue depth over the last ${Math.round(WINDOW_MS / 60000)} minutes: now ${latest.queued} queued, ${latest.running} running, peak ${peak}`);
-  const start = Date.now() - WINDOW_MS;
-  const x = (t) => ((t - start) / WINDOW_MS) * 300;
+  // The x axis spans the samples kept (at least 30 s), so a fresh page's line fills the chart.
+  const span = Math.max(30_000, latest.at - points[0].at);
+  const start = latest.at - span;
+  svg.setAttribute("aria-label", `Queue depth over the last ${Math.round(span / 1000)} s: now ${latest.queued} queued, ${latest.running} running, peak ${peak}`);
+  const x = (t) => ((t - start) / span) * 300;
   const y = (v) => 76 - (v / peak) * 70;
   for (const [key, colour] of [["queued", "#0b57d0"], ["running", "#146c2e"]]) {
     const line = document.createElementNS(SVG, "polyline");
