@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test install install-dev lint typecheck pytest
+.PHONY: up test install install-dev browser lint typecheck pytest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ install-dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev,embeddings,diffusers,bench]"
 
+# The console's browser tests drive the system's chromium (Playwright's own browser download cannot
+# work here): installed with apt-get when missing and this runs as root (as CI does), else asked for.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "make test needs chromium for the console's browser tests: sudo apt-get install -y chromium" >&2; exit 1; \
+	fi
+
 up: install
 	$(BIN)/inferq up
 
@@ -30,7 +40,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install-dev
+pytest: install-dev browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
 	code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: treating that as a failure"; exit 1; fi; \

@@ -15,11 +15,11 @@ from api.moderation import load_policy
 from api.services import EXTENSION, Services
 from api.signing import UrlSigner, derive_key
 from api.views import batches as batch_views
+from api.views import console as console_views
 from api.views import embeddings as embedding_views
 from api.views import files as file_views
 from api.views import health as health_views
 from api.views import images as image_views
-from api.views import index as index_views
 from api.views import links as link_views
 from api.views import models as model_views
 from api.views import predictions as prediction_views
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         batch_views,
     ):
         api.register_blueprint(views.blp)
-    app.register_blueprint(index_views.blp)
+    app.register_blueprint(console_views.blp)
     register_error_handler(app)
     app.before_request(hooks.before)
     app.after_request(hooks.after)

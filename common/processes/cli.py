@@ -113,7 +113,7 @@ def banner(base: str, key: str | None, queues: list[str], redis_url: str, embedd
         [
             f"inferq is up: {base}/v1",
             f"  API key: {key or '(one of INFERQ_API_KEYS)'}",
-            f"  in a browser: {base}/ (the console; until it lands, links to the API docs)",
+            f"  in a browser: {base}/ (the console: playground, predictions, queues, batches)",
             f"  API docs: {base}/docs",
             f"  queues: {', '.join(queues)}",
             f"  Redis: {maybe_sanitize_url(redis_url)}{' (embedded)' if embedded else ''}",

@@ -115,11 +115,12 @@ def _served_routes(stack: Stack) -> set[tuple[str, str]]:
     app = create_app(Settings.from_env(environment), background=False)
     served = set()
     for rule in app.url_map.iter_rules():
-        # Pages for people in a browser (the docs, the index page at /) are not API operations.
+        # Pages for people in a browser (the docs, the console at /) are not API operations.
         if rule.endpoint in {
             "static",
             "docs_static.swagger_ui_file",
-            "index.index",
+            "console.index",
+            "console.asset",
         } or rule.endpoint.startswith("api-docs."):
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
