@@ -24,13 +24,18 @@ START_TIMEOUT = 15.0
 
 
 class SentinelGroup:
-    """A primary, a replica and three Sentinels, each a process of its own, stopped by :meth:`stop`."""
+    """A primary, two replicas and three Sentinels, each a process of its own, stopped by :meth:`stop`.
+
+    Two replicas, so that after a failover the new master still has one: with
+    ``INFERQ_REDIS_REPLICAS_ACK=1`` a master without replicas accepts nothing.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.servers = [
             EmbeddedRedis(root / "primary", appendonly=True),
             EmbeddedRedis(root / "replica", appendonly=True),
+            EmbeddedRedis(root / "replica-2", appendonly=True),
         ]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self._sentinels: dict[int, subprocess.Popen[bytes]] = {}
@@ -42,13 +47,15 @@ class SentinelGroup:
 
     def start(self) -> SentinelGroup:
         """Starts everything and returns once the Sentinels see the replica."""
-        primary, replica = self.servers
+        primary, *replicas = self.servers
         primary.start()
-        replica.start()
-        self.client(replica).replicaof("127.0.0.1", str(primary.port))
+        for replica in replicas:
+            replica.start()
+            self.client(replica).replicaof("127.0.0.1", str(primary.port))
         for port in self.sentinel_ports:
             self.start_sentinel(port, primary.port)
-        self._wait(lambda: self._synced(primary, replica), "the replica synced")
+        for replica in replicas:
+            self._wait(lambda r=replica: self._synced(primary, r), "the replicas synced")
         self._wait(lambda: self._sentinels_see_replica(), "the Sentinels saw the replica")
         return self
 

@@ -199,7 +199,7 @@ def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(
 def _old_primary_rejoins_as_a_replica_nobody_writes_to(
     group: SentinelGroup, old_primary: object, load: Load
 ) -> None:
-    server = group.servers[0] if group.servers[0] is old_primary else group.servers[1]
+    server = next(server for server in group.servers if server is old_primary)
     server.start()  # the Sentinels make it a replica of the new master
     client = SentinelGroup.client(server)
     group._wait(lambda: client.info("replication")["role"] == "slave", "the old primary a replica", 30)
