@@ -14,6 +14,7 @@ from flask import Flask, request
 from flask_limiter import HeaderNames, Limiter
 
 from common.config import Settings
+from common.connections import limiter_storage
 from common.store import keys
 
 HEADERS = {
@@ -44,6 +45,7 @@ def install(app: Flask, settings: Settings) -> Limiter | None:
     """
     if not settings.rate_limit:
         return None
+    storage_uri, storage_options = limiter_storage(settings)
     return Limiter(
         key_func=_bucket,
         app=app,
@@ -52,7 +54,8 @@ def install(app: Flask, settings: Settings) -> Limiter | None:
         headers_enabled=True,
         header_name_mapping=HEADERS,
         strategy="fixed-window",
-        storage_uri=settings.required_redis_url,
+        storage_uri=storage_uri,
+        storage_options=storage_options,
         key_prefix=keys.rate_limit_prefix(),
         swallow_errors=True,
         retry_after="delta-seconds",

@@ -7,6 +7,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import redis as redis_lib  # noqa: E402
 
 from common.processes.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from common.processes.launcher import Launcher  # noqa: E402
@@ -48,12 +51,41 @@ def stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
             }
         )
         env.update(extra_env or {})
+        replica = _replica(redis, workdir) if int(env.get("INFERQ_REDIS_REPLICAS_ACK", "0")) else None
         launcher = Launcher(env, log_dir=workdir / "logs")
         try:
             yield Stack(redis, launcher, env, workdir)
         finally:
             launcher.stop_all()
             redis.stop()
+            if replica is not None:
+                replica.stop()
+
+
+def _replica(primary: EmbeddedRedis, workdir: Path) -> EmbeddedRedis:
+    """A replica of ``primary``, synced, for runs with ``INFERQ_REDIS_REPLICAS_ACK``."""
+    replica = EmbeddedRedis(workdir / "replica", appendonly=False).start()
+    client = redis_lib.Redis(port=replica.port, decode_responses=True)
+    client.replicaof("127.0.0.1", str(primary.port))
+    deadline = time.monotonic() + 10
+    while client.info("replication").get("master_link_status") != "up":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the replica did not sync within 10 s")
+        time.sleep(0.05)
+    client.close()
+    return replica
+
+
+def add_replicas_ack_option(parser: argparse.ArgumentParser) -> None:
+    """``--replicas-ack N``: run inferq with ``INFERQ_REDIS_REPLICAS_ACK=N`` (and one replica)."""
+    parser.add_argument(
+        "--replicas-ack", type=int, default=0, choices=[0, 1], help="replicas a write waits for"
+    )
+
+
+def replicas_ack_env(n: int) -> dict[str, str]:
+    """``stack``'s ``extra_env`` for ``--replicas-ack``."""
+    return {"INFERQ_REDIS_REPLICAS_ACK": str(n)} if n else {}
 
 
 def add_raw_transport_option(parser: argparse.ArgumentParser) -> None:

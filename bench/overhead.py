@@ -7,7 +7,7 @@ inferq adds; a second ratio shows the same calls through the official
 ``wriftai`` client, whose own per-call cost (httpx) is reported with it.
 Goal: inferq / raw <= 1.5 at p50 and p99.
 
-    python bench/overhead.py [--requests 300] [--rounds 5] [--record]
+    python bench/overhead.py [--requests 300] [--rounds 5] [--replicas-ack 1] [--record]
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from goals import goal
 from harness import (
     API_KEY,
     add_raw_transport_option,
+    add_replicas_ack_option,
     describe,
     free_port,
     percentile,
     raw_transport_env,
+    replicas_ack_env,
     stack,
 )
 from record import Run, add_record_option, baseline
@@ -78,12 +80,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=5)
     add_raw_transport_option(parser)
+    add_replicas_ack_option(parser)
     add_record_option(parser)
     args = parser.parse_args()
-    recording = Run(
-        "overhead" if args.raw_transport == "stock" else "overhead, raw on inferq transport", args
-    )
-    with stack(raw_transport_env(args.raw_transport)) as s:
+    name = "overhead" if args.raw_transport == "stock" else "overhead, raw on inferq transport"
+    recording = Run(name + (f", replicas ack {args.replicas_ack}" if args.replicas_ack else ""), args)
+    with stack({**raw_transport_env(args.raw_transport), **replicas_ack_env(args.replicas_ack)}) as s:
         s.launcher.start(
             "raw-celery",
             [sys.executable, "-m", "celery", "-A", "raw_celery", "worker", "-c", "1", "-P", "prefork",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from common.errors import ConfigError
 
@@ -28,7 +29,67 @@ WEBHOOK_TIMEOUT_MAX = 60.0
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 """What an owner (account) name may look like; it becomes part of Redis keys."""
 
+SENTINEL_SCHEMES = {"sentinel": False, "sentinels": True}
+"""URL schemes that name Redis through its Sentinels, and whether they speak TLS."""
+
+DEFAULT_SENTINEL_PORT = 26379
+"""The port of a Sentinel named without one."""
+
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """``sentinel[s]://[[user]:password@]host[:port],host[:port]/db``: where Redis's Sentinels are.
+
+    The credentials are the Redis server's (the Sentinels' own password is
+    ``INFERQ_SENTINEL_PASSWORD``); ``sentinels://`` speaks TLS to both.
+    """
+
+    hosts: tuple[tuple[str, int], ...]
+    db: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelUrl | None:
+        """The Sentinels ``url`` names, or None when it is a plain Redis URL.
+
+        Raises:
+            ValueError: On a Sentinel URL without hosts, with a bad port or a bad database.
+        """
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in SENTINEL_SCHEMES:
+            return None
+        credentials, _, location = rest.rpartition("@")
+        netloc, _, path = location.partition("/")
+        hosts = []
+        for entry in filter(None, (part.strip() for part in netloc.split(","))):
+            parsed = urlsplit(f"//{entry}")
+            if not parsed.hostname:
+                raise ValueError(f"sentinel {entry!r} has no host")
+            hosts.append((parsed.hostname, parsed.port or DEFAULT_SENTINEL_PORT))
+        if not hosts:
+            raise ValueError("names no sentinel (sentinel://host:26379,host:26379/0)")
+        db = path.partition("?")[0].strip("/") or "0"
+        if not db.isdigit():
+            raise ValueError(f"database {db!r} is not a number")
+        username, _, password = credentials.partition(":")
+        return cls(
+            hosts=tuple(hosts),
+            db=int(db),
+            username=unquote(username) or None,
+            password=unquote(password) or None,
+            tls=SENTINEL_SCHEMES[scheme.lower()],
+        )
+
+
+def _redis_url(raw: str) -> str | None:
+    url = _optional_text(raw)
+    if url is not None:
+        SentinelUrl.parse(url)
+    return url
 
 
 def _seconds(raw: str) -> float:
@@ -156,7 +217,25 @@ class Settings:
     """Every setting of an inferq process. Build it with :meth:`from_env`."""
 
     redis_url: str | None = _setting(
-        "INFERQ_REDIS_URL", _optional_text, "Redis for records, events and the Celery broker"
+        "INFERQ_REDIS_URL",
+        _redis_url,
+        "Redis for records, events and the Celery broker: redis://, rediss://, unix://, or "
+        "sentinel[s]://[:password@]host:26379,host:26379/0 with INFERQ_REDIS_MASTER",
+        secret=True,
+    )
+    redis_master: str | None = _setting(
+        "INFERQ_REDIS_MASTER", _optional_text, "the master name the Sentinels monitor (sentinel:// URLs)"
+    )
+    sentinel_password: str | None = _setting(
+        "INFERQ_SENTINEL_PASSWORD",
+        _optional_text,
+        "the Sentinels' own password, if they have one",
+        secret=True,
+    )
+    redis_replicas_ack: int = _setting(
+        "INFERQ_REDIS_REPLICAS_ACK",
+        _whole,
+        "replicas that must have a create or a terminal write (WAIT) before it counts (0: none)",
     )
     api_keys: dict[str, str] = _setting(
         "INFERQ_API_KEYS", parse_api_keys, "comma-separated owner:key pairs", secret=True
@@ -291,6 +370,9 @@ class Settings:
         """Builds settings from the documented defaults, with ``overrides`` applied."""
         values: dict[str, Any] = {
             "redis_url": None,
+            "redis_master": None,
+            "sentinel_password": None,
+            "redis_replicas_ack": 0,
             "api_keys": {},
             "models_path": DEFAULT_MODELS_PATH,
             "data_dir": Path("~/.local/share/inferq").expanduser(),
@@ -346,6 +428,10 @@ class Settings:
             raise ConfigError("INFERQ_WAIT_DEFAULT must not exceed INFERQ_WAIT_MAX")
         if self.lease_ttl < 1:
             raise ConfigError("INFERQ_LEASE_TTL must be at least 1 second")
+        if self.sentinel is not None and not self.redis_master:
+            raise ConfigError(
+                "INFERQ_REDIS_URL names Sentinels: set INFERQ_REDIS_MASTER to the monitored name"
+            )
         if self.webhook_timeout > WEBHOOK_TIMEOUT_MAX:
             raise ConfigError(f"INFERQ_WEBHOOK_TIMEOUT must not exceed {WEBHOOK_TIMEOUT_MAX:g} seconds")
 
@@ -359,6 +445,11 @@ class Settings:
         if not self.redis_url:
             raise ConfigError("INFERQ_REDIS_URL is not set (only `inferq up` starts an embedded Redis)")
         return self.redis_url
+
+    @property
+    def sentinel(self) -> SentinelUrl | None:
+        """The Sentinels ``INFERQ_REDIS_URL`` names, or None for a plain Redis URL."""
+        return SentinelUrl.parse(self.redis_url) if self.redis_url else None
 
     @property
     def visibility_timeout(self) -> int:

@@ -1,12 +1,26 @@
-"""Redis clients: one bounded pool per process, shared by every request and task in it."""
+"""Redis clients: one bounded pool per process, shared by every request and task in it.
+
+Every Redis client inferq makes is built here, from ``INFERQ_REDIS_URL``: the
+store's (and the notifier's subscription, which shares its pool), the Celery
+broker's (:func:`broker_settings`) and the rate limiter's
+(:func:`limiter_storage`). A ``sentinel://`` URL makes each of them ask the
+Sentinels where the master is whenever it opens a connection, so a failover
+is followed by reconnecting: a connection to a demoted master is dropped
+(redis-py turns its ``READONLY`` into ``ConnectionError("The previous master
+is now a slave")``) and the next one goes to the new master.
+"""
 
 from __future__ import annotations
+
+import ssl
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from common.config import Settings
+from common.config import SentinelUrl, Settings
 
 REFUSALS = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "LOADING")
 """Error codes with which a working Redis refuses a command for now: at ``maxmemory``, a replica
@@ -14,6 +28,37 @@ after a failover, a script running too long, a replica that lost its master, loa
 
 SOCKET_TIMEOUT = 5.0
 """Seconds a single Redis command may take before the caller sees a timeout (and a 503)."""
+
+SENTINEL_TIMEOUT = 1.0
+"""Seconds a question to one Sentinel may take before the next Sentinel is asked."""
+
+
+REPLICAS_ACK_TIMEOUT_MS = 1000
+"""Milliseconds a write waits for ``INFERQ_REDIS_REPLICAS_ACK`` replicas (``WAIT``) before it is
+taken as unavailable: replicas on a working network answer within a few milliseconds."""
+
+
+class ReplicasBehind(redis.ConnectionError):
+    """Fewer replicas than ``INFERQ_REDIS_REPLICAS_ACK`` confirmed a write in time.
+
+    The write is on the master, but a failover now could lose it, so it does not
+    count yet: callers treat it like a lost connection (a ``503``, a retry), and
+    every inferq script is safe to repeat.
+
+    Attributes:
+        acked: How many replicas confirmed it.
+        wanted: How many were asked for.
+    """
+
+    def __init__(self, acked: int, wanted: int) -> None:
+        super().__init__(f"only {acked} of {wanted} replica(s) confirmed the write")
+        self.acked = acked
+        self.wanted = wanted
+
+
+class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """redis-py's Sentinel pool, bounded like :class:`redis.BlockingConnectionPool`: a full pool
+    makes callers wait (briefly) instead of opening more connections."""
 
 
 def redis_client(settings: Settings, *, retries: int = 1, url: str | None = None) -> redis.Redis:
@@ -28,18 +73,95 @@ def redis_client(settings: Settings, *, retries: int = 1, url: str | None = None
             to 2 s apart). Every inferq script is safe to repeat.
         url: A Redis URL other than ``settings.redis_url``.
     """
-    pool = redis.BlockingConnectionPool.from_url(
-        url or settings.required_redis_url,
-        max_connections=settings.redis_max_connections,
-        timeout=SOCKET_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=SOCKET_TIMEOUT,
-        health_check_interval=30,
-        decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    url = url or settings.required_redis_url
+    options: dict[str, Any] = {
+        "max_connections": settings.redis_max_connections,
+        "timeout": SOCKET_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "health_check_interval": 30,
+        "decode_responses": True,
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+    sentinels = SentinelUrl.parse(url)
+    if sentinels is None:
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **options))
+    manager = Sentinel(list(sentinels.hosts), sentinel_kwargs=_sentinel_kwargs(settings, sentinels))
+    pool = BlockingSentinelPool(
+        settings.redis_master,
+        manager,
+        db=sentinels.db,
+        username=sentinels.username,
+        password=sentinels.password,
+        ssl=sentinels.tls,
+        **options,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def _sentinel_kwargs(settings: Settings, sentinels: SentinelUrl) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves: quickly (a dead one is skipped), with their own
+    password (never the Redis one), over TLS when the URL says ``sentinels://``."""
+    return {
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+        "password": settings.sentinel_password,
+        **({"ssl": True} if sentinels.tls else {}),
+    }
+
+
+def broker_settings(settings: Settings) -> dict[str, Any]:
+    """Celery's ``broker_url`` and ``broker_transport_options`` (and ``broker_use_ssl``) for
+    ``INFERQ_REDIS_URL``.
+
+    A Sentinel URL becomes kombu's ``sentinel://h1:26379;sentinel://h2:26379/db``
+    (with the Redis credentials on each) and the master name and Sentinel
+    password as transport options; kombu's Sentinel channel then builds its
+    pool with ``Sentinel.master_for``, as :func:`redis_client` does.
+    """
+    url = settings.required_redis_url
+    options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    sentinels = SentinelUrl.parse(url)
+    if sentinels is None:
+        return {"broker_url": url, "broker_transport_options": options}
+    credentials = ""
+    if sentinels.password:
+        credentials = f"{sentinels.username or ''}:{sentinels.password}@"
+    broker = ";".join(
+        f"sentinel://{credentials}{host}:{port}/{sentinels.db}" for host, port in sentinels.hosts
+    )
+    options["master_name"] = settings.redis_master
+    options["sentinel_kwargs"] = _sentinel_kwargs(settings, sentinels)
+    found: dict[str, Any] = {"broker_url": broker, "broker_transport_options": options}
+    if sentinels.tls:
+        found["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return found
+
+
+def limiter_storage(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """flask-limiter's ``storage_uri`` and ``storage_options`` for ``INFERQ_REDIS_URL``.
+
+    limits names Sentinels ``redis+sentinel://[:password@]h1:26379,h2:26379/<master>``;
+    the database and the Sentinels' password travel as options (without one, limits
+    would send the Redis password to the Sentinels).
+    """
+    url = settings.required_redis_url
+    sentinels = SentinelUrl.parse(url)
+    if sentinels is None:
+        return url, {}
+    credentials = ""
+    if sentinels.password:
+        credentials = f"{sentinels.username or ''}:{sentinels.password}@"
+    hosts = ",".join(f"{host}:{port}" for host, port in sentinels.hosts)
+    uri = f"redis+sentinel://{credentials}{hosts}/{settings.redis_master}"
+    options = {
+        "db": sentinels.db,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "sentinel_kwargs": _sentinel_kwargs(settings, sentinels),
+        **({"ssl": True} if sentinels.tls else {}),
+    }
+    return uri, options
 
 
 def redis_unavailable(e: BaseException) -> bool:

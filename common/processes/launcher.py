@@ -20,8 +20,8 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-import redis
-
+from common.config import Settings
+from common.connections import redis_client
 from common.processes.relay import Relay
 from common.store import keys
 
@@ -141,7 +141,7 @@ class Launcher:
         """Starts a worker on ``queues`` and returns its name once it heart-beats on all of them."""
         hostname = name or f"worker-{uuid.uuid4().hex[:8]}@localhost"
         process = self.start(hostname, worker_command(",".join(queues), concurrency, hostname))
-        client = redis.Redis.from_url(self.env["INFERQ_REDIS_URL"], decode_responses=True)
+        client = redis_client(Settings.from_env(self.env))
         deadline = time.monotonic() + READY_TIMEOUT
         try:
             while not all(client.zscore(keys.worker_heartbeats(q), hostname) for q in queues):

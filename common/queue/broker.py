@@ -15,6 +15,7 @@ from celery import Celery
 from kombu import serialization
 
 from common.config import Settings
+from common.connections import broker_settings
 from common.records import ModelRef
 
 PREDICT_TASK = "inferq.predict"
@@ -22,7 +23,9 @@ PREDICT_TASK = "inferq.predict"
 
 REDIS_TRANSPORT = "common.queue.transport:Transport"
 """kombu's Redis transport with fewer client objects, for ``redis://`` brokers (``rediss://`` and
-``unix://`` keep kombu's own: given a transport class, kombu reads neither scheme correctly)."""
+``unix://`` keep kombu's own: given a transport class, kombu reads neither scheme correctly;
+``sentinel://`` keeps kombu's Sentinel transport, whose channel finds the master through the
+Sentinels, see ``common.connections.broker_settings``)."""
 
 DELIVER_WEBHOOKS_TASK = "inferq.deliver_webhooks"
 """Name of the task that delivers a prediction's pending webhooks, in order: ``(prediction_id,)``."""
@@ -47,12 +50,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     failover, a blocked pop gets ``UNBLOCKED``, then ``READONLY``) reconnects
     the consumer like a dropped connection; by default Celery ends the worker.
     """
-    broker = settings.required_redis_url
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    broker = broker_settings(settings)
     return {
-        "broker_url": broker,
-        **({"broker_transport": REDIS_TRANSPORT} if broker.startswith("redis://") else {}),
-        "broker_transport_options": transport,
+        **broker,
+        **({"broker_transport": REDIS_TRANSPORT} if broker["broker_url"].startswith("redis://") else {}),
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": 16,
         "task_acks_late": True,

@@ -16,6 +16,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from common.config import Settings
+from common.connections import REPLICAS_ACK_TIMEOUT_MS, ReplicasBehind
 from common.store import keys
 from common.store.stats import BUCKETS
 
@@ -37,6 +38,11 @@ NAMES = (
     "expire",
 )
 """The scripts in ``common/store/lua``, besides the shared helpers."""
+
+ACKED = frozenset({"create", "claim", "next", "finish", "cancel", "release", "expire"})
+"""The scripts that accept, claim or end a prediction: with ``INFERQ_REDIS_REPLICAS_ACK`` set,
+they count only once that many replicas have them, so a failover cannot undo them (a lost claim
+would let the prediction run twice; a lost create or ending would lose it)."""
 
 INCLUDES = ("prelude", "schedule", "ending", "claiming")
 """The shared helpers every script begins with, in order (each may use those before it)."""
@@ -68,6 +74,7 @@ class Scripts:
         self.settings = settings
         self._client = client
         self._scripts = {name: client.register_script(load(name)) for name in NAMES}
+        self._ack = settings.redis_replicas_ack
 
     def __call__(self, script: str, prediction_id: str, *args: Any, extra_keys: Sequence[str] = ()) -> Any:
         """Runs ``script`` on ``prediction_id``, loading it first if Redis has lost it (a restart).
@@ -78,11 +85,32 @@ class Scripts:
         script_keys = self._keys(prediction_id, extra_keys)
         argv = [*script_keys, *self._argv(prediction_id, args)]
         registered = self._scripts[script]
+        command = ("EVALSHA", registered.sha, len(script_keys), *argv)
         try:
-            return self._client.execute_command("EVALSHA", registered.sha, len(script_keys), *argv)
+            return self._execute(command, acked=script in ACKED)
         except NoScriptError:
             self._client.script_load(registered.script)
-            return self._client.execute_command("EVALSHA", registered.sha, len(script_keys), *argv)
+            return self._execute(command, acked=script in ACKED)
+
+    def _execute(self, command: tuple[Any, ...], *, acked: bool) -> Any:
+        """Runs one command; one that must reach replicas is followed by ``WAIT`` on its connection
+        (a pipeline sends both on one)."""
+        if not (acked and self._ack):
+            return self._client.execute_command(*command)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        pipe.execute_command("WAIT", self._ack, REPLICAS_ACK_TIMEOUT_MS)
+        result, replicas = pipe.execute(raise_on_error=False)
+        if isinstance(result, Exception):
+            raise result
+        self._check_replicas(replicas)
+        return result
+
+    def _check_replicas(self, replicas: Any) -> None:
+        if isinstance(replicas, Exception):
+            raise replicas
+        if int(replicas) < self._ack:
+            raise ReplicasBehind(int(replicas), self._ack)
 
     def many(self, calls: Sequence[Call]) -> list[Any]:
         """Runs several scripts in one round trip: a pipeline of ``EVALSHA``.
@@ -90,7 +118,8 @@ class Scripts:
         (redis-py's own pipelined scripts would first ask ``SCRIPT EXISTS`` on
         every execute, a second round trip.) A call that finds its script gone
         from Redis (``NOSCRIPT``, after a restart) did not run, and is run again
-        on its own, which loads it. A single call skips the pipeline.
+        on its own, which loads it. A single call skips the pipeline. With
+        ``INFERQ_REDIS_REPLICAS_ACK``, one ``WAIT`` at the end covers them all.
         """
         if len(calls) == 1:
             script, prediction_id, args = calls[0]
@@ -101,7 +130,12 @@ class Scripts:
             pipe.evalsha(
                 self._scripts[script].sha, len(script_keys), *script_keys, *self._argv(prediction_id, args)
             )
+        acked = bool(self._ack) and any(script in ACKED for script, _, _ in calls)
+        if acked:
+            pipe.execute_command("WAIT", self._ack, REPLICAS_ACK_TIMEOUT_MS)
         results: list[Any] = pipe.execute(raise_on_error=False)
+        if acked:
+            self._check_replicas(results.pop())
         for i, result in enumerate(results):
             if isinstance(result, NoScriptError):
                 script, prediction_id, args = calls[i]

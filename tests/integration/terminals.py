@@ -8,6 +8,8 @@ from collections.abc import Iterable
 
 import redis
 
+from common.config import Settings
+from common.connections import redis_client
 from common.store import keys
 from common.store.notifier import split_news
 
@@ -21,8 +23,13 @@ class Terminals:
     was still waiting for, since messages sent while disconnected are lost.
     """
 
-    def __init__(self, redis_url: str) -> None:
-        self._client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+    def __init__(self, redis_url: str, master: str | None = None) -> None:
+        if master is None:
+            self._client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+        else:  # through the Sentinels, following a failover
+            self._client = redis_client(
+                Settings.defaults(redis_url=redis_url, redis_master=master), retries=3
+            )
         self._statuses: dict[str, str] = {}
         self._expected: set[str] = set()
         self._changed = threading.Condition()

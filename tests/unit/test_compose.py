@@ -188,9 +188,13 @@ def environment(service: Mapping[str, Any]) -> dict[str, str]:
     return {name: "" if value is None else str(value) for name, value in env.items()}
 
 
+HA = ("redis-replica", "sentinel-1", "sentinel-2", "sentinel-3")
+"""The services of the ``ha`` profile: Redis's replica and its Sentinels."""
+
+
 def inferq_services(services: Services) -> Services:
-    """The services running the ``inferq`` command (all but Redis and Flower)."""
-    return {name: s for name, s in services.items() if name not in ("redis", "flower")}
+    """The services running the ``inferq`` command (all but Redis, its replica and Sentinels, and Flower)."""
+    return {name: s for name, s in services.items() if name not in ("redis", "flower", *HA)}
 
 
 # ---- the file as a whole ---------------------------------------------------------------------
@@ -214,7 +218,7 @@ def test_the_compose_file_is_valid_against_the_compose_specification(
         problems = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document)]
         assert problems == []
     assert "version" not in raw, "the top-level version key is obsolete in the Compose Specification"
-    assert set(compose["services"]) == {"redis", "api", "flower", *WORKERS}
+    assert set(compose["services"]) == {"redis", "api", "flower", *WORKERS, *HA}
 
 
 def test_without_api_keys_compose_stops_with_a_message(raw: dict[str, Any]) -> None:
@@ -357,6 +361,7 @@ def test_images_are_built_here_with_real_extras_and_the_api_has_every_worker_ext
     runtime_extras = set(project["optional-dependencies"]) - {"dev"}
     built = {name: s for name, s in services.items() if "build" in s}
     assert set(built) == {*inferq_services(services), "flower"}
+    assert not set(built) & set(HA), "Redis and its Sentinels run the official image"
     for name, service in built.items():
         assert service["pull_policy"] == "never", f"{name} could run a registry image of that name"
         assert service["build"].get("target", list(stages)[-1]) in stages, name
@@ -372,7 +377,7 @@ def test_images_are_built_here_with_real_extras_and_the_api_has_every_worker_ext
 def test_flower_runs_only_in_the_monitoring_profile(services: Services, stages: Stages) -> None:
     flower = services["flower"]
     assert flower["profiles"] == ["monitoring"]
-    assert [name for name, s in services.items() if "profiles" in s] == ["flower"]
+    assert [name for name, s in services.items() if "profiles" in s and name not in HA] == ["flower"]
     assert argv(flower, stages)[:3] == ["celery", "--broker=redis://redis:6379/0", "flower"]
     installs = [rest for kw, rest in stages[flower["build"]["target"]]["instructions"] if kw == "RUN"]
     assert any(re.search(r"pip install .*\bflower\b", rest) for rest in installs)
@@ -413,3 +418,24 @@ def test_the_build_context_holds_only_what_the_image_installs() -> None:
         "common",
         "workers",
     }
+
+
+def test_the_ha_profile_runs_a_replica_and_three_sentinels_that_inferq_can_follow(services: Services) -> None:
+    for name in HA:
+        assert services[name]["profiles"] == ["ha"], name
+    assert services["redis-replica"]["command"][1:3] == ["--replicaof", "redis"]
+    volumes = {services[name]["volumes"][0] for name in HA}
+    assert len(volumes) == len(HA), "each Sentinel rewrites a config file of its own"
+    for name in ("sentinel-2", "sentinel-3"):
+        assert services[name]["command"] == services["sentinel-1"]["command"]
+    assert "sentinel monitor inferq redis 6379 2" in services["sentinel-1"]["command"][0]
+    env = {
+        "INFERQ_API_KEYS": "ops:sk",
+        "INFERQ_REDIS_URL": "sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/0",
+        "INFERQ_REDIS_MASTER": "inferq",
+        "INFERQ_REDIS_REPLICAS_ACK": "1",
+    }
+    api = interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), env)["services"]["api"]
+    settings = Settings.from_env(environment(api))
+    assert settings.sentinel is not None and len(settings.sentinel.hosts) == 3
+    assert settings.redis_master == "inferq" and settings.redis_replicas_ack == 1

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DEFAULT_MODELS_PATH, DEFAULT_WAIT, Settings, describe_settings, parse_api_keys
+from common.config import (
+    DEFAULT_MODELS_PATH,
+    DEFAULT_WAIT,
+    SentinelUrl,
+    Settings,
+    describe_settings,
+    parse_api_keys,
+)
 from common.errors import ConfigError
 
 
@@ -169,3 +176,29 @@ def test_bad_api_keys_error_does_not_reveal_keys() -> None:
 def test_owner_with_trailing_newline_is_rejected() -> None:
     with pytest.raises(ValueError, match="owner"):
         parse_api_keys("alice\n:sk-1")
+
+
+def test_a_sentinel_url_needs_the_master_name() -> None:
+    url = "sentinel://127.0.0.1:26379,127.0.0.1:26380/0"
+    with pytest.raises(ConfigError, match="INFERQ_REDIS_MASTER"):
+        Settings.from_env({"INFERQ_REDIS_URL": url})
+    settings = Settings.from_env({"INFERQ_REDIS_URL": url, "INFERQ_REDIS_MASTER": "inferq"})
+    assert settings.sentinel is not None
+    assert settings.sentinel.hosts == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
+
+
+@pytest.mark.parametrize(
+    "url", ["sentinel://", "sentinel://h1:notaport/0", "sentinel://h1/zero", "sentinel://:pw@/0"]
+)
+def test_a_bad_sentinel_url_is_refused_without_showing_it(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"INFERQ_REDIS_URL": url, "INFERQ_REDIS_MASTER": "inferq"})
+    assert "(value not shown)" in str(raised.value)
+
+
+def test_sentinel_url_credentials_and_tls() -> None:
+    parsed = SentinelUrl.parse("sentinels://user:p%40ss@h1:1,h2/3")
+    assert parsed == SentinelUrl(
+        hosts=(("h1", 1), ("h2", 26379)), db=3, username="user", password="p@ss", tls=True
+    )
+    assert SentinelUrl.parse("redis://h1:6379/0") is None

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 import redis
+import redis.sentinel
 
-from common.connections import redis_unavailable
+from common.config import Settings
+from common.connections import (
+    BlockingSentinelPool,
+    ReplicasBehind,
+    broker_settings,
+    limiter_storage,
+    redis_client,
+    redis_unavailable,
+)
+from common.queue.broker import celery_config
 
 
 @pytest.mark.parametrize(
@@ -16,6 +26,9 @@ from common.connections import redis_unavailable
         redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
         redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
         redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+        redis.ConnectionError("The previous master is now a slave"),
+        redis.sentinel.MasterNotFoundError("No master found for 'inferq'"),
+        ReplicasBehind(0, 1),
         redis.ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL."),
         redis.ResponseError(
             "Error running script (call to f_c78): @user_script:1: @user_script: 1: "
@@ -42,3 +55,57 @@ def test_refusals_and_outages_are_unavailable(error: Exception) -> None:
 )
 def test_bugs_are_not_unavailable(error: Exception) -> None:
     assert not redis_unavailable(error)
+
+
+SENTINELS = "sentinel://:secret@10.0.0.1:26379,10.0.0.2,10.0.0.3:26380/2"
+
+
+def sentinel_settings(**overrides: object) -> Settings:
+    return Settings.defaults(redis_url=SENTINELS, redis_master="inferq", **overrides)
+
+
+def test_a_sentinel_url_builds_a_bounded_pool_that_asks_the_sentinels() -> None:
+    client = redis_client(sentinel_settings(sentinel_password="watchers", redis_max_connections=7))
+    pool = client.connection_pool
+    assert isinstance(pool, BlockingSentinelPool) and pool.max_connections == 7
+    assert pool.service_name == "inferq"
+    assert pool.connection_kwargs["password"] == "secret" and pool.connection_kwargs["db"] == 2
+    sentinels = pool.sentinel_manager.sentinels
+    assert [
+        (s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+        for s in sentinels
+    ] == [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("10.0.0.3", 26380)]
+    assert all(s.connection_pool.connection_kwargs["password"] == "watchers" for s in sentinels)
+
+
+def test_a_sentinel_url_makes_kombus_sentinel_broker() -> None:
+    config = celery_config(sentinel_settings())
+    assert config["broker_url"] == (
+        "sentinel://:secret@10.0.0.1:26379/2;sentinel://:secret@10.0.0.2:26379/2;"
+        "sentinel://:secret@10.0.0.3:26380/2"
+    )
+    assert "broker_transport" not in config  # kombu's Sentinel transport, chosen by the scheme
+    options = config["broker_transport_options"]
+    assert options["master_name"] == "inferq" and options["sentinel_kwargs"]["password"] is None
+    assert options["visibility_timeout"] == sentinel_settings().visibility_timeout
+
+
+def test_a_plain_url_keeps_inferqs_transport() -> None:
+    settings = Settings.defaults(redis_url="redis://127.0.0.1:6390/0")
+    assert broker_settings(settings)["broker_url"] == "redis://127.0.0.1:6390/0"
+    assert celery_config(settings)["broker_transport"] == "common.queue.transport:Transport"
+    assert limiter_storage(settings) == ("redis://127.0.0.1:6390/0", {})
+
+
+def test_a_sentinel_url_makes_limits_sentinel_storage() -> None:
+    uri, options = limiter_storage(sentinel_settings(sentinel_password="watchers"))
+    assert uri == "redis+sentinel://:secret@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26380/inferq"
+    assert options["db"] == 2 and options["sentinel_kwargs"]["password"] == "watchers"
+
+
+def test_sentinels_over_tls() -> None:
+    settings = Settings.defaults(redis_url="sentinels://h1,h2/0", redis_master="m")
+    assert (
+        redis_client(settings).connection_pool.connection_class is redis.sentinel.SentinelManagedSSLConnection
+    )
+    assert broker_settings(settings)["broker_use_ssl"]
