@@ -143,6 +143,9 @@ def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(
         tmp_path / "data",
         INFERQ_REDIS_MASTER=MASTER,
         INFERQ_REDIS_REPLICAS_ACK="1",
+        # A claim must outlive the failover: a lease that lapses while no master takes renewals
+        # is released, and the prediction runs again beside its first worker.
+        INFERQ_LEASE_TTL=str(int(BACK_WITHIN)),
         INFERQ_REDIS_MAX_CONNECTIONS="64",
         INFERQ_RATE_LIMIT="100000/minute",
     )
