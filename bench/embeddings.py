@@ -81,7 +81,10 @@ def pin(cores: set[int]) -> None:
     """Pins every thread of this process to ``cores``; threads and processes it starts later
     inherit the affinity (as ``taskset -c`` gives it a command)."""
     for thread in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(thread), cores)
+        try:
+            os.sched_setaffinity(int(thread), cores)
+        except ProcessLookupError:  # it has ended meanwhile
+            pass
 
 
 def raw_rate(model: object, texts: list[str]) -> float:
