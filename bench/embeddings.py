@@ -12,8 +12,15 @@ It also times one client sending one sentence at a time (p50 of ``--lone``
 requests) against the raw model encoding one sentence: what a request that
 finds no batch to join waits, the batch's gap included.
 
+``--pin`` measures it the way the model is deployed on a host with cores to
+spare: the worker on a core of its own (``taskset -c 1``: its CPU affinity,
+which its pool processes and torch's threads inherit, so torch runs one
+thread), the clients, the API and Redis on the other (``taskset -c 0``),
+against the raw model on core 1 alone with one thread. Recorded as
+``embeddings pinned`` (goal: >= 0.9). Needs two cores.
+
     python bench/embeddings.py [--sentences 512] [--rounds 3] [--clients 32] [--api-workers 2]
-        [--worker-processes 1] [--record]
+        [--worker-processes 1] [--pin] [--record]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import http.client
 import inspect
 import json
+import os
 import statistics
 import sys
 import threading
@@ -35,8 +43,8 @@ from record import Run, add_record_option, baseline
 from common.store import keys
 
 MODEL = "sentence-transformers/all-minilm-l6-v2"
-GOAL = goal("embeddings", "ratio").bound
-"""The smallest acceptable ratio of served sentences per second to the raw model's."""
+SERVING_CORE, MODEL_CORE = {0}, {1}
+"""With ``--pin``: the clients', the API's and Redis's core, and the model's."""
 
 
 def sentences(count: int) -> list[str]:
@@ -69,6 +77,16 @@ def sentences(count: int) -> list[str]:
     return [found[i % len(found)] for i in range(count)]
 
 
+def pin(cores: set[int]) -> None:
+    """Pins every thread of this process to ``cores``; threads and processes it starts later
+    inherit the affinity (as ``taskset -c`` gives it a command)."""
+    for thread in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(thread), cores)
+        except ProcessLookupError:  # it has ended meanwhile
+            pass
+
+
 def raw_rate(model: object, texts: list[str]) -> float:
     """Sentences per second of ``model.encode(texts, batch_size=32)``."""
     started = time.perf_counter()
@@ -76,18 +94,22 @@ def raw_rate(model: object, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def embed_one(connection: http.client.HTTPConnection, text: str) -> tuple[http.client.HTTPResponse, bytes]:
+def embed_one(
+    connection: http.client.HTTPConnection, text: str, model: str = MODEL
+) -> tuple[http.client.HTTPResponse, bytes]:
     """Posts one sentence to ``/v1/embeddings`` (base64, as the openai client asks): answer, body."""
-    body = json.dumps({"model": MODEL, "input": text, "encoding_format": "base64"})
+    body = json.dumps({"model": model, "input": text, "encoding_format": "base64"})
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     connection.request("POST", "/v1/embeddings", body=body, headers=headers)
     response = connection.getresponse()
     return response, response.read()
 
 
-def served_rate(port: int, texts: list[str], clients: int, ids: list[str] | None = None) -> float:
-    """Sentences per second served to ``clients`` concurrent clients, one sentence per request
-    (the predictions' ids are added to ``ids`` when given)."""
+def served_rate(
+    port: int, texts: list[str], clients: int, ids: list[str] | None = None, model: str = MODEL
+) -> float:
+    """Sentences per second of ``model`` served to ``clients`` concurrent clients, one sentence
+    per request (the predictions' ids are added to ``ids`` when given)."""
     lock = threading.Lock()
     pending = list(enumerate(texts))
     failures: list[str] = []
@@ -99,7 +121,7 @@ def served_rate(port: int, texts: list[str], clients: int, ids: list[str] | None
                 if not pending:
                     return
                 _, text = pending.pop()
-            response, payload = embed_one(connection, text)
+            response, payload = embed_one(connection, text, model)
             if ids is not None:
                 ids.append(response.getheader("x-prediction-id") or "")
             if response.status != 200:
@@ -162,28 +184,56 @@ def main() -> int:
         "--worker-processes", type=int, default=1, help="the worker's pool processes (its --concurrency)"
     )
     parser.add_argument("--lone", type=int, default=100, help="requests of one sentence, one at a time")
+    parser.add_argument(
+        "--pin", action="store_true", help="the worker and the raw model on core 1, the rest on core 0"
+    )
     add_record_option(parser)
     args = parser.parse_args()
-    recording = Run("embeddings", args)
+    benchmark = "embeddings pinned" if args.pin else "embeddings"
+    recording = Run(benchmark, args, script="bench/embeddings.py --pin" if args.pin else "")
+    bound = goal(benchmark, "ratio").bound
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from workers.adapters.minilm_files import model_files
 
     texts = sentences(args.sentences)
     model = SentenceTransformer(str(model_files().directory), device="cpu")
+    if args.pin:
+        pin(SERVING_CORE)  # Redis and the API inherit it
+        torch.set_num_threads(len(MODEL_CORE))  # as many as the pinned worker's torch starts
+
+    def raw_pass(sample: list[str]) -> float:
+        if args.pin:
+            pin(MODEL_CORE)
+        try:
+            return raw_rate(model, sample)
+        finally:
+            if args.pin:
+                pin(SERVING_CORE)
+
     with stack() as s:
         port = free_port()
         s.launcher.start_api("127.0.0.1", port, args.api_workers)
+        if args.pin:
+            pin(MODEL_CORE)
         s.launcher.start_worker(["sentence-transformers.all-minilm-l6-v2"], concurrency=args.worker_processes)
+        if args.pin:
+            pin(SERVING_CORE)
         served_rate(port, texts[: args.clients * 2], args.clients)  # warm up both paths
-        raw_rate(model, texts[:64])
+        raw_pass(texts[:64])
         raw, served, ids = [], [], []
         for _ in range(args.rounds):
-            raw.append(raw_rate(model, texts))
+            raw.append(raw_pass(texts))
             served.append(served_rate(port, texts, args.clients, ids))
         batch_sizes = batches(s.env["INFERQ_REDIS_URL"], ids)
         lone = texts[: args.lone]
-        raw_one, served_one = raw_latency(model, lone), served_latency(port, lone)
+        if args.pin:
+            pin(MODEL_CORE)
+        raw_one = raw_latency(model, lone)
+        if args.pin:
+            pin(SERVING_CORE)
+        served_one = served_latency(port, lone)
     raw_median, served_median = statistics.median(raw), statistics.median(served)
     ratio = served_median / raw_median
 
@@ -205,8 +255,9 @@ def main() -> int:
         f"one sentence at a time: raw encode p50 {raw_one:.1f} ms, inferq p50 {served_one:.1f} ms "
         f"({served_one - raw_one:.1f} ms more)"
     )
-    verdict = "meets" if ratio >= GOAL else "misses"
-    print(f"embeddings: inferq/raw throughput {ratio:.2f} ({verdict} the goal of >= {GOAL})")
+    verdict = "meets" if ratio >= bound else "misses"
+    where = ", worker and raw model pinned to core 1, the rest to core 0" if args.pin else ""
+    print(f"{benchmark}: inferq/raw throughput {ratio:.2f}{where} ({verdict} the goal of >= {bound:g})")
     recording.finish(
         {
             "ratio": ratio,

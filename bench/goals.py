@@ -55,6 +55,18 @@ BENCHMARKS = {
         "two keys with 1,000 queued each: worst gap between their completed counts and their weights"
     ),
     "images": "`inferq/sketch` edit latency ÷ generation latency, same size (1024x1024), p50",
+    "embeddings pinned": (
+        "MiniLM served to 32 clients ÷ raw `encode(batch_size=32)`, the worker and the raw model"
+        " pinned to core 1, clients, API and Redis to core 0"
+    ),
+    "batch minilm": (
+        "a 5,000-line MiniLM `/v1/embeddings` batch's lines per second ÷ raw `encode(batch_size=32)`;"
+        " sync echo p50 while it runs ÷ idle"
+    ),
+    "batch hash-embed": (
+        "a 20,000-line `inferq/hash-embed` batch's lines per second ÷ the same lines as HTTP requests"
+        " from 32 clients"
+    ),
 }
 """What each benchmark measures, in the order of the report's table."""
 
@@ -74,6 +86,10 @@ GOALS = (
     Goal("fairness shares", "1:1 worst gap", "1:1", 0.1, True),
     Goal("fairness shares", "3:1 worst gap", "3:1", 0.1, True),
     Goal("images", "ratio", "", 1.3, True),
+    Goal("embeddings pinned", "ratio", "", 0.9, False),
+    Goal("batch minilm", "lines ratio", "lines", 0.9, False),
+    Goal("batch minilm", "echo p50 ratio", "echo", 1.5, True),
+    Goal("batch hash-embed", "ratio", "", 5, False),
 )
 """Every goal: the report's table has a line a benchmark, its plot a panel a goal."""
 
