@@ -28,8 +28,11 @@ ENDPOINTS = (EMBEDDINGS, IMAGES, PREDICTIONS)
 """What a batch may run (``/v1/predictions`` is an inferq extension: bodies ``{model, input}``;
 image edits take multipart bodies, which a JSONL line cannot hold)."""
 
-PART_INPUTS = 128
-"""Embedding inputs one part (one prediction, one forward pass or a few) runs at most."""
+PART_INPUTS = 32
+"""Embedding inputs one part (one prediction, one forward pass) runs at most: as many as a
+model's own batch (sentence-transformers encodes 32 at a time), so a part holds the model
+about as long as an interactive request's pass, and one waiting on the same model waits for
+at most one part."""
 
 MAX_ERRORS = 100
 """Problems listed for a failed batch, at most."""

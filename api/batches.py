@@ -99,7 +99,9 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
                 batch_part=f"{batch.id} {number} {len(plan.lines)}",
             )
             message = services.messages.envelope(prediction.id, prediction.model, prediction.queue)
-            services.store.create(prediction, message, batched=plan.version.batching, max_queue_depth=0)
+            # No lane hint: a part is a full forward pass already, and a request somebody waits on
+            # must not gather parts into its pass (it would wait for all of them).
+            services.store.create(prediction, message, max_queue_depth=0)
     except Exception:
         logger.exception("queuing the parts of batch %s failed; it fails", batch.id)
         fail_unqueued(services, batch, parts)

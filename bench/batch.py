@@ -20,6 +20,9 @@ MiniLM's), and for ``minilm`` another with ``--echo-processes`` (4) on
   shared machine (``embeddings.py``'s baseline has torch's default). Recorded as ``batch minilm``:
   batch lines per second ÷ raw sentences per second (goal >= 0.9), and the
   echo p50 during the batches ÷ idle (goal <= 1.5); medians over the rounds.
+  ``--probe minilm`` probes the batch's own model instead (one sentence, sync):
+  what a person waiting on that model meets while a batch runs on it (no goal;
+  recorded as ``minilm p50 ratio``).
 - ``hash-embed``: ``--rounds`` times, the ``--lines`` (20,000) texts sent as
   ``/v1/embeddings`` requests of one text by ``--clients`` (32) clients
   (``embeddings.served_rate``), then as one batch. Recorded as
@@ -192,11 +195,13 @@ def stages(timed: Timed) -> str:
 
 
 class Probes:
-    """Sync ``inferq/echo`` predictions one at a time, ``pause`` apart, from a thread, while open."""
+    """Sync requests one at a time, ``pause`` apart, from a thread, while open: ``inferq/echo``
+    predictions, or (``same_model``) one-sentence MiniLM embeddings, the batch's own model."""
 
-    def __init__(self, port: int, pause: float) -> None:
+    def __init__(self, port: int, pause: float, same_model: bool = False) -> None:
         self.api = Client(port)
         self.pause = pause
+        self.same_model = same_model
         self.samples: list[float] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run)
@@ -207,10 +212,15 @@ class Probes:
         except (ConnectionError, http.client.HTTPException):
             pass  # the client reconnects for the next request
         started = time.perf_counter()
-        code, payload = self.api.create("inferq/echo", {"prompt": "probe"}, wait=60)
+        if self.same_model:
+            code, payload = self.api.request("POST", "/v1/embeddings", {"model": MINILM, "input": "a probe"})
+            ok = code == 200
+        else:
+            code, payload = self.api.create("inferq/echo", {"prompt": "probe"}, wait=60)
+            ok = code == 201 and payload.get("status") == "succeeded"
         elapsed = time.perf_counter() - started
-        if code != 201 or payload.get("status") != "succeeded":
-            raise RuntimeError(f"echo answered {code} {payload}")
+        if not ok:
+            raise RuntimeError(f"the probe answered {code} {payload}")
         return elapsed
 
     def run(self) -> None:
@@ -266,7 +276,7 @@ def minilm(args: argparse.Namespace) -> int:
     data = jsonl(MINILM, texts)
     model = SentenceTransformer(str(model_files().directory), device="cpu")
     with served(args.echo_processes) as (s, port, openai):
-        probes = Probes(port, args.probe_pause)
+        probes = Probes(port, args.probe_pause, same_model=args.probe == "minilm")
         for _ in range(10):  # every echo process has loaded the model
             probes.one()
         run_batch(openai, s.redis.url, jsonl(MINILM, texts[:256]), 256, args.poll)  # warm up both paths
@@ -297,19 +307,19 @@ def minilm(args: argparse.Namespace) -> int:
     for t in timed:
         print(f"  {stages(t)}")
     print(
-        f"sync echo p50: idle {percentile(idle, 0.5) * 1000:.2f} ms; during the batches "
+        f"sync {args.probe} p50: idle {percentile(idle, 0.5) * 1000:.2f} ms; during the batches "
         + ", ".join(f"{b:.2f}x" for b in busy)
     )
     lines_goal, echo_goal = goal("batch minilm", "lines ratio"), goal("batch minilm", "echo p50 ratio")
     print(
         f"batch minilm: lines/s ÷ raw {ratio:.2f} "
         f"({'meets' if lines_goal.met(ratio) else 'misses'} {lines_goal}), "
-        f"echo p50 during ÷ idle {echo:.2f} ({'meets' if echo_goal.met(echo) else 'misses'} {echo_goal})"
+        f"{args.probe} p50 during ÷ idle {echo:.2f} ({'meets' if echo_goal.met(echo) else 'misses'} {echo_goal})"
     )
     recording.finish(
         {
             "lines ratio": ratio,
-            "echo p50 ratio": echo,
+            ("echo p50 ratio" if args.probe == "echo" else "minilm p50 ratio"): echo,
             "batch lines per second": rate,
             "seconds to output read": statistics.median(t.completed + t.content for t in timed),
             "idle echo p50 ms": percentile(idle, 0.5) * 1000,
@@ -372,6 +382,12 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--lines", type=int, default=5000)
     one.add_argument("--idle", type=int, default=100, help="idle echo probes")
     one.add_argument("--probe-pause", type=float, default=0.05, help="seconds between echo probes")
+    one.add_argument(
+        "--probe",
+        choices=["echo", "minilm"],
+        default="echo",
+        help="what the sync probes ask: inferq/echo (the goal), or one MiniLM sentence (the batch's model)",
+    )
     one.add_argument("--echo-processes", type=int, default=4, help="the echo worker's (worker-general's)")
     two = commands.add_parser("hash-embed", parents=[shared], help="hash-embed batch ÷ HTTP requests")
     two.add_argument("--lines", type=int, default=20000)
