@@ -179,12 +179,14 @@ CHECKERS: dict[str, Callable[[Services, Line, dict[str, Any]], Planned]] = {
 
 def parts(endpoint: str, planned: list[Planned]) -> list[PartPlan]:
     """The lines grouped into parts: embedding lines of one version and dimensions share parts
-    of up to ``PART_INPUTS`` inputs; every other line is a part of its own."""
+    of up to ``PART_INPUTS`` inputs, shortest first; every other line is a part of its own."""
     if endpoint != EMBEDDINGS:
         return [PartPlan(p.version, p.payload, [p.line]) for p in planned]
     found: list[PartPlan] = []
     open_parts: dict[tuple[Any, ...], PartPlan] = {}
-    for p in planned:
+    # By length first, as sentence-transformers' own encode() does: a pass pads every input
+    # to its longest, so a part of like lengths wastes no work on padding.
+    for p in sorted(planned, key=lambda p: p.line.extra["tokens"] / max(1, len(p.payload["input"]))):
         current = open_parts.get(p.group)
         items = len(p.payload["input"])
         if current is None or len(current.payload["input"]) + items > PART_INPUTS:
