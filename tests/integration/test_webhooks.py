@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,10 +30,11 @@ LIFECYCLE = ["pending", "starting", "started", "succeeded"]
 
 @dataclass
 class Receiver:
-    """Records every POST; fails the first ``failures`` of them with a 503."""
+    """Records every POST; fails the first ``failures`` of them with ``failure_status``."""
 
     url: str
     failures: int = 0
+    failure_status: int = 503
     deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     attempts: int = 0
     changed: threading.Condition = field(default_factory=threading.Condition)
@@ -62,7 +64,7 @@ def receiver() -> Iterator[Receiver]:
                 if not fail:
                     found.deliveries.append((dict(self.headers), body))
                 found.changed.notify_all()
-            self.send_response(503 if fail else 200)
+            self.send_response(found.failure_status if fail else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -146,6 +148,53 @@ def _stops_being_due(client: redis.Redis, prediction_id: str, timeout: float) ->
     finally:
         pubsub.close()
         client.config_set("notify-keyspace-events", "")
+
+
+def test_every_delivery_attempt_is_listed_with_its_code(
+    alice: wriftai.Client, receiver: Receiver, stack: Stack
+) -> None:
+    receiver.failures, receiver.failure_status = 1, 500
+    done = alice.predictions.create(
+        model="inferq/echo", input={"prompt": "logged"}, webhook={"url": receiver.url}, wait=True
+    )
+    delivered = _statuses(receiver.wait_for_terminal())
+    pid = done["id"]
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    try:  # the last delivery's script logs it and stops the prediction being due, at once
+        assert _stops_being_due(client, pid, timeout=20)
+    finally:
+        client.close()
+
+    with stack.http() as http:
+        answer = http.get(f"/v1/predictions/{pid}/webhooks")
+    assert answer.status_code == 200, answer.text
+    log = answer.json()
+    assert (log["object"], log["pending"], log["next_attempt_at"]) == ("list", 0, None)
+    failed, *rest = log["data"]
+    assert (failed["attempt"], failed["status"], failed["status_code"], failed["outcome"]) == (
+        1,
+        "pending",
+        500,
+        "retrying",
+    )
+    assert failed["error"] is None
+    assert [(a["status"], a["status_code"], a["outcome"]) for a in rest] == [
+        (status, 200, "delivered") for status in delivered
+    ]
+    assert [a["attempt"] for a in rest] == [2] + [1] * (len(rest) - 1)
+    assert all(a["duration_ms"] >= 0 and a["attempted_at"].endswith("Z") for a in log["data"])
+
+
+def test_webhook_deliveries_of_others_and_of_none(alice: wriftai.Client, stack: Stack) -> None:
+    plain = alice.predictions.create(model="inferq/echo", input={"prompt": "no hook"}, wait=True)
+    with stack.http() as http:
+        empty = http.get(f"/v1/predictions/{plain['id']}/webhooks").json()
+    assert empty == {"object": "list", "data": [], "pending": 0, "next_attempt_at": None}
+    with stack.http("bob") as http:
+        hidden = http.get(f"/v1/predictions/{plain['id']}/webhooks")
+        missing = http.get(f"/v1/predictions/{uuid.uuid4()}/webhooks")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json()
 
 
 def test_a_due_webhook_whose_outbox_expired_is_dropped_not_asked_for_forever(
