@@ -165,7 +165,7 @@ class WebhookDeliveriesSchema(Schema):
     """inferq extension: the prediction's last webhook delivery attempts, oldest first, and what
     still waits to be delivered."""
 
-    object = fields.Constant("list")
+    object = fields.Constant("list", metadata={"type": "string", "enum": ["list"]})
     data = fields.List(fields.Nested(WebhookDeliverySchema), attribute="attempts")
     pending = fields.Integer(metadata={"description": "status snapshots still waiting to be delivered"})
     next_attempt_at = Timestamp(allow_none=True)
