@@ -97,9 +97,9 @@ export function renderPrediction(view, id) {
     h("h1", {}, "Prediction ", h("code", {}, id)),
     header,
     h("div", { class: "grid" },
-      h("div", {}, h("h2", {}, "Status"), sections.timeline, h("h2", {}, "Input"), sections.input,
-        h("h2", {}, "Webhook deliveries"), sections.deliveries),
-      h("div", {}, h("h2", {}, "Output"), sections.output, h("h2", {}, "Logs"), sections.logs)));
+      h("div", {}, h("h2", {}, "Status"), sections.timeline, h("h2", {}, "Input"), sections.input),
+      h("div", {}, h("h2", {}, "Output"), sections.output, h("h2", {}, "Logs"), sections.logs)),
+    h("h2", {}, "Webhook deliveries"), sections.deliveries);
   const seen = [];
   let last = null;
   let streamed = "";
