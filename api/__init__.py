@@ -106,6 +106,7 @@ def build_services(settings: Settings) -> Services:
         moderation=load_policy(settings.moderation),
         batches=BatchStore(client, settings.retention),
         uploads=uploads_storage(settings),
+        outbox=Outbox(client),
     )
 
 
@@ -115,7 +116,7 @@ def _start_background(found: Services) -> None:
     logs.configure(found.settings.log_format, found.settings.log_level, "api")
     tune_gc()
     found.notifier.start()
-    recovery = Recovery(found.store, found.messages, Outbox(found.store.redis))
+    recovery = Recovery(found.store, found.messages, found.outbox)
     Ticker("inferq-recovery", INTERVAL, [recovery.run_once, BatchFinisher(found).run_once]).start()
 
     def sweep_files() -> None:

@@ -19,6 +19,7 @@ from common.ids import new_prediction_id
 from common.processes import logs
 from common.records import TERMINAL_STATUSES, Prediction, Priority, Status
 from common.store.notifier import Watcher
+from common.store.outbox import History
 from common.store.predictions import CancelOutcome, Idempotency
 from common.webhooks import WebhookRefused, check_url
 from common.wire import render
@@ -262,3 +263,13 @@ def page(
         "next_cursor": Cursor(OLDER, items[-1].id).encode() if more_older else None,
         "previous_cursor": Cursor(NEWER, items[0].id).encode() if more_newer else None,
     }
+
+
+def webhook_deliveries(found: Services, owner: str, prediction_id: str) -> History:
+    """The delivery log of one of ``owner``'s predictions.
+
+    Raises:
+        NotFound: The prediction does not exist or is another owner's.
+    """
+    found.store.get_owned(prediction_id, owner)
+    return found.outbox.history(prediction_id)

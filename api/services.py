@@ -16,6 +16,7 @@ from common.storage import Storage
 from common.store.batches import BatchStore
 from common.store.files import FileStore
 from common.store.notifier import Notifier
+from common.store.outbox import Outbox
 from common.store.predictions import PredictionStore
 
 
@@ -23,7 +24,7 @@ from common.store.predictions import PredictionStore
 class Services:
     """What the API process's requests share: settings, models, Redis store, task messages,
     notifier, keys, file storage and link signer, uploaded files, batches, the moderation policy,
-    and the edits' uploads."""
+    the edits' uploads, and the webhook outboxes (for their delivery logs)."""
 
     settings: Settings
     catalog: Catalog
@@ -37,6 +38,7 @@ class Services:
     moderation: ModerationPolicy
     batches: BatchStore
     uploads: Storage
+    outbox: Outbox
 
 
 EXTENSION = "inferq"

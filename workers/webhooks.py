@@ -26,7 +26,7 @@ from redis.lock import Lock
 
 from common.config import Settings
 from common.records import Prediction
-from common.store.outbox import Outbox, Snapshot
+from common.store.outbox import Attempt, Outbox, Snapshot
 from common.webhooks import SIGNATURE_HEADER, WebhookRefused, check_url, signature
 from common.wire import render
 from workers.webhook_network import webhook_client
@@ -80,7 +80,7 @@ class WebhookDeliverer:
 
     def _attempt(self, prediction_id: str, snapshot: Snapshot, lock: Lock) -> bool:
         """Posts one snapshot; True when it is done with (delivered or given up on), False when
-        it is scheduled again or the lock lapsed."""
+        it is scheduled again or the lock lapsed. The outbox's scripts log the attempt."""
         prediction = Prediction.from_snapshot(snapshot.fields)
         webhook = prediction.webhook or {}
         url = str(webhook.get("url", ""))
@@ -88,29 +88,33 @@ class WebhookDeliverer:
             check_url(url, allow_private=self.settings.webhook_allow_private)
         except WebhookRefused as e:
             logger.warning("webhook of %s refused, dropped: %s", prediction_id, e.message)
-            return self._drop(prediction_id, lock, snapshot)
+            refused = Attempt(time.time(), prediction.status.value, error=f"refused: {e.message}")
+            return self._drop(prediction_id, lock, snapshot, refused, gave_up=True)
         body = json.dumps(render(prediction)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "inferq-webhooks"}
         if webhook.get("secret"):
             headers[SIGNATURE_HEADER] = signature(str(webhook["secret"]), body)
-        outcome = self._post(url, body, headers)
-        logger.info("webhook of %s (%s) to %s: %s", prediction_id, prediction.status, url, outcome)
-        if outcome == "delivered":
-            return self._drop(prediction_id, lock, snapshot)
+        attempt = self._post(url, body, headers, prediction.status.value)
+        logger.info("webhook of %s (%s) to %s: %s", prediction_id, prediction.status, url, _summary(attempt))
+        if attempt.delivered:
+            return self._drop(prediction_id, lock, snapshot, attempt)
         now = time.time()
-        counted = self.outbox.failed(prediction_id, lock, now)
+        window = self.settings.webhook_retry_window
+        counted = self.outbox.failed(prediction_id, lock, snapshot, attempt, now, window)
         if counted is None:
             return self._lost(prediction_id)
-        attempts, first = counted
-        if now - first >= self.settings.webhook_retry_window:
+        attempts, gave_up = counted
+        if gave_up:
             logger.warning("webhook of %s gave up after %d attempts", prediction_id, attempts)
-            return self._drop(prediction_id, lock, snapshot)
+            return True
         self.outbox.postpone(prediction_id, now + backoff(attempts))
         return False
 
-    def _drop(self, prediction_id: str, lock: Lock, snapshot: Snapshot) -> bool:
+    def _drop(
+        self, prediction_id: str, lock: Lock, snapshot: Snapshot, attempt: Attempt, gave_up: bool = False
+    ) -> bool:
         """Drops the snapshot done with; False if the lock lapsed meanwhile (it stays, for the holder)."""
-        if self.outbox.delivered(prediction_id, lock, snapshot) is None:
+        if self.outbox.delivered(prediction_id, lock, snapshot, attempt, gave_up) is None:
             return self._lost(prediction_id)
         return True
 
@@ -120,11 +124,22 @@ class WebhookDeliverer:
         )
         return False
 
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str:
-        """Posts ``body``; reads the status, never the receiver's body."""
+    def _post(self, url: str, body: bytes, headers: dict[str, str], status: str) -> Attempt:
+        """Posts ``body`` (a snapshot of a ``status`` prediction); reads the status, never the
+        receiver's body."""
+        at, started = time.time(), time.monotonic()
+        code: int | None = None
+        error: str | None = None
         try:
             with self.http.stream("POST", url, content=body, headers=headers) as response:
-                status = response.status_code
+                code = response.status_code
         except httpx.HTTPError as e:
-            return f"failed ({type(e).__name__}: {e})"
-        return "delivered" if 200 <= status < 300 else f"failed (HTTP {status})"
+            error = f"{type(e).__name__}: {e}"
+        took = round((time.monotonic() - started) * 1000)
+        return Attempt(at, status, status_code=code, error=error, duration_ms=took)
+
+
+def _summary(attempt: Attempt) -> str:
+    if attempt.delivered:
+        return "delivered"
+    return f"failed ({attempt.error})" if attempt.error else f"failed (HTTP {attempt.status_code})"

@@ -8,7 +8,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.validation import StrictBoolean
 from common.records import Priority, Status
-from common.wire import PredictionListItemSchema, PredictionSchema
+from common.wire import PredictionListItemSchema, PredictionSchema, Timestamp
 
 __all__ = [
     "CreateModelPredictionSchema",
@@ -18,6 +18,7 @@ __all__ = [
     "PredictionSchema",
     "StreamHeadersSchema",
     "StreamQuerySchema",
+    "WebhookDeliveriesSchema",
 ]
 
 EVENT_ID = r"^([0-9]{1,19}-[0-9]{1,19})?\Z"
@@ -129,3 +130,43 @@ class StreamHeadersSchema(Schema):
     last_event_id = fields.String(
         data_key="Last-Event-ID", load_default=None, validate=validate.Regexp(EVENT_ID)
     )
+
+
+class WebhookDeliverySchema(Schema):
+    """One attempt at delivering a snapshot of the prediction to its webhook."""
+
+    attempt = fields.Integer(
+        metadata={"description": "1 for the first attempt at this snapshot, then 2, ..."}
+    )
+    status = fields.String(
+        validate=validate.OneOf([s.value for s in Status]),
+        metadata={"description": "the prediction's status in the snapshot posted"},
+    )
+    outcome = fields.String(
+        validate=validate.OneOf(["delivered", "retrying", "given_up"]),
+        metadata={
+            "description": "`delivered` (a 2xx), `retrying` (another attempt is scheduled) or "
+            "`given_up` (the retry window passed, or the address was refused)"
+        },
+    )
+    attempted_at = Timestamp(attribute="at")
+    status_code = fields.Integer(
+        allow_none=True, dump_default=None, metadata={"description": "the receiver's HTTP status"}
+    )
+    error = fields.String(
+        allow_none=True,
+        dump_default=None,
+        metadata={"description": "why there is no status code (connection error, timeout, refused address)"},
+    )
+    duration_ms = fields.Integer(metadata={"description": "how long the attempt took, in milliseconds"})
+
+
+class WebhookDeliveriesSchema(Schema):
+    """inferq extension: the prediction's last webhook delivery attempts, oldest first, and what
+    still waits to be delivered."""
+
+    object = fields.Constant("list", metadata={"type": "string", "enum": ["list"]})
+    data = fields.List(fields.Nested(WebhookDeliverySchema), attribute="attempts")
+    pending = fields.Integer(metadata={"description": "status snapshots still waiting to be delivered"})
+    next_attempt_at = Timestamp(allow_none=True)
+    """When the next attempt is due; null with nothing pending."""

@@ -1,4 +1,4 @@
-"""``/v1/predictions``: create, get, list, cancel."""
+"""``/v1/predictions``: create, get, list, cancel, and the webhook deliveries."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from api.schemas.predictions import (
     PredictionSchema,
     StreamHeadersSchema,
     StreamQuerySchema,
+    WebhookDeliveriesSchema,
 )
 from api.services import services
 from api.sse import event_stream
@@ -154,3 +155,16 @@ def cancel_prediction(prediction_id: str) -> Any:
         raise NotFound("Prediction not found")
     predictions.cancel(services(), g.owner, prediction_id)
     return current_app.response_class("null", status=200, mimetype="application/json")
+
+
+@blp.route("/predictions/<prediction_id>/webhooks", methods=["GET"])
+@blp.response(200, WebhookDeliveriesSchema)
+def list_webhook_deliveries(prediction_id: str) -> Any:
+    """inferq extension: a prediction's webhook delivery attempts, and what still waits.
+
+    The last 50 attempts, oldest first, each with the status it carried, the receiver's HTTP
+    status or the error, and how it ended; ``pending`` counts the snapshots not yet delivered.
+    """
+    if not is_prediction_id(prediction_id):
+        raise NotFound("Prediction not found")
+    return predictions.webhook_deliveries(services(), g.owner, prediction_id)

@@ -35,6 +35,12 @@ def webhook_attempts(prediction_id: str) -> str:
     return f"{PREFIX}:prediction:{prediction_id}:webhook-attempts"
 
 
+def webhook_deliveries(prediction_id: str) -> str:
+    """List of the prediction's last webhook delivery attempts (JSON, oldest first), written with
+    the outbox change each led to, and expiring with the record."""
+    return f"{PREFIX}:prediction:{prediction_id}:webhook-deliveries"
+
+
 def webhook_lock(prediction_id: str) -> str:
     """Lock held by the one task delivering a prediction's webhooks (so they go out in order)."""
     return f"{PREFIX}:prediction:{prediction_id}:webhook-lock"

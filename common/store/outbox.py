@@ -2,7 +2,9 @@
 
 The store's scripts append a snapshot at every status change and mark the
 prediction due; the delivering task takes the first snapshot, posts it, and
-drops it once delivered (or given up on), or schedules its next attempt.
+drops it once delivered (or given up on), or schedules its next attempt. The
+same scripts append each attempt to the prediction's delivery log (the last
+:data:`DELIVERIES_KEPT`, expiring with the record), which :meth:`Outbox.history` reads.
 
 One task at a time delivers a prediction's outbox, holding its lock. The lock
 lapses after :data:`LOCK_SECONDS` unrenewed (so a crashed task does not hold it
@@ -32,6 +34,46 @@ and an attempt takes at most ``common.config.WEBHOOK_TIMEOUT_MAX``)."""
 ATTEMPTS_TTL = 7 * 24 * 3600
 """Seconds a count of failed attempts is kept."""
 
+DELIVERIES_KEPT = 50
+"""How many delivery attempts a prediction's delivery log keeps (the latest)."""
+
+ERROR_CHARS = 500
+"""The longest error an attempt records (a longer one is cut)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST of a snapshot, as the delivery log records it: when, which status it carried, the
+    receiver's HTTP status code or the error instead, and how long it took."""
+
+    at: float
+    status: str
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the receiver took it (a 2xx)."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    def args(self) -> list[str | int]:
+        """The script arguments describing it (``lua/webhook_log.lua``)."""
+        code = "" if self.status_code is None else self.status_code
+        error = (self.error or "")[:ERROR_CHARS]
+        return [repr(self.at), self.status, code, error, self.duration_ms, DELIVERIES_KEPT]
+
+
+@dataclass(frozen=True)
+class History:
+    """A prediction's delivery log: its attempts, oldest first (each as the script wrote it:
+    ``attempt``, ``outcome``, ``at``, ``status``, ``duration_ms``, ``status_code`` or ``error``),
+    how many snapshots still wait, and when the next attempt is due (None with none waiting)."""
+
+    attempts: list[dict[str, Any]]
+    pending: int
+    next_attempt_at: float | None
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -56,12 +98,12 @@ class Outbox:
     """Reads and updates webhook outboxes; safe to share between threads."""
 
     def __init__(self, client: redis.Redis) -> None:
-        gone = resources.files("common.store").joinpath("lua", "webhook_gone.lua").read_text()
-        self._gone = client.register_script(gone)
-        self.redis = client
         lua = resources.files("common.store").joinpath("lua")
-        self._delivered = client.register_script(lua.joinpath("webhook_delivered.lua").read_text())
-        self._failed = client.register_script(lua.joinpath("webhook_failed.lua").read_text())
+        self._gone = client.register_script(lua.joinpath("webhook_gone.lua").read_text())
+        self.redis = client
+        log = lua.joinpath("webhook_log.lua").read_text()
+        self._delivered = client.register_script(log + lua.joinpath("webhook_delivered.lua").read_text())
+        self._failed = client.register_script(log + lua.joinpath("webhook_failed.lua").read_text())
 
     def due(self, now: float, limit: int = 100) -> list[str]:
         """Predictions whose next delivery attempt is due."""
@@ -112,30 +154,75 @@ class Outbox:
         raw, stored_input = pipe.execute()
         return None if raw is None else Snapshot(raw, stored_input)
 
-    def delivered(self, prediction_id: str, lock: Lock, snapshot: Snapshot) -> int | None:
-        """Drops ``snapshot``, the first; returns how many remain, or None if ``lock`` lapsed."""
+    def delivered(
+        self, prediction_id: str, lock: Lock, snapshot: Snapshot, attempt: Attempt, gave_up: bool = False
+    ) -> int | None:
+        """Drops ``snapshot``, the first, logging ``attempt`` (delivered, or given up on when
+        ``gave_up``: its address was refused); returns how many remain, or None if ``lock`` lapsed."""
         found = self._delivered(
             keys=[
                 keys.webhook_outbox(prediction_id),
                 keys.webhook_attempts(prediction_id),
                 keys.webhooks_due(),
                 keys.webhook_lock(prediction_id),
+                keys.prediction(prediction_id),
+                keys.webhook_deliveries(prediction_id),
             ],
-            args=[prediction_id, _token(lock), snapshot.raw],
+            args=[
+                prediction_id,
+                _token(lock),
+                snapshot.raw,
+                "given_up" if gave_up else "delivered",
+                *attempt.args(),
+            ],
         )
         return None if int(found) < 0 else int(found)
 
-    def failed(self, prediction_id: str, lock: Lock, now: float) -> tuple[int, float] | None:
-        """Records a failed attempt at the first snapshot; returns ``(attempts, first failure
-        time)``, or None if ``lock`` lapsed."""
+    def failed(
+        self, prediction_id: str, lock: Lock, snapshot: Snapshot, attempt: Attempt, now: float, window: float
+    ) -> tuple[int, bool] | None:
+        """Counts and logs a failed ``attempt`` at ``snapshot``, the first, and gives it up (drops
+        it) once the first failure is ``window`` seconds before ``now``; returns ``(failed
+        attempts, given up)``, or None if ``lock`` lapsed."""
         found = self._failed(
-            keys=[keys.webhook_attempts(prediction_id), keys.webhook_lock(prediction_id)],
-            args=[_token(lock), repr(now), ATTEMPTS_TTL],
+            keys=[
+                keys.webhook_attempts(prediction_id),
+                keys.webhook_lock(prediction_id),
+                keys.webhook_outbox(prediction_id),
+                keys.webhooks_due(),
+                keys.prediction(prediction_id),
+                keys.webhook_deliveries(prediction_id),
+            ],
+            args=[
+                _token(lock),
+                repr(now),
+                ATTEMPTS_TTL,
+                prediction_id,
+                snapshot.raw,
+                window,
+                *attempt.args(),
+            ],
         )
         if not found:
             return None
-        count, first = found
-        return int(count), float(first)
+        count, gave_up = found
+        return int(count), bool(int(gave_up))
+
+    def history(self, prediction_id: str) -> History:
+        """The prediction's delivery log, its waiting snapshots and next attempt (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(keys.webhook_deliveries(prediction_id), 0, -1)
+        pipe.llen(keys.webhook_outbox(prediction_id))
+        pipe.zscore(keys.webhooks_due(), prediction_id)
+        entries, pending, due = pipe.execute()
+        attempts = [_entry(raw) for raw in entries]
+        return History(attempts, int(pending), float(due) if pending and due is not None else None)
+
+
+def _entry(raw: str | bytes) -> dict[str, Any]:
+    entry = cast(dict[str, Any], json.loads(raw))
+    entry["at"] = float(entry["at"])
+    return entry
 
 
 def _token(lock: Lock) -> bytes:

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expec
 
 from tests.conftest import KEYS
 from tests.integration.conftest import Stack
+from tests.integration.receivers import receiving
 
 LONG = 60_000
 """Milliseconds the browser may wait for a state (generous: the machine may be busy)."""
@@ -160,6 +161,27 @@ def test_a_running_prediction_is_cancelled_from_its_page(page: Page, stack: Stac
     expect(page.locator(".row .status")).to_have_text("started")
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator(".row .status")).to_have_text("cancelled")
+
+
+def test_a_prediction_page_shows_its_webhook_deliveries(page: Page, stack: Stack, screenshots: Path) -> None:
+    sign_in(page)
+    with receiving() as receiver:
+        receiver.failures, receiver.failure_status = 1, 500
+        with stack.client() as client:
+            created = client.predictions.create(
+                model="inferq/echo", input={"prompt": "hooked"}, webhook={"url": receiver.url}, wait=True
+            )
+        receiver.wait_for_terminal()
+        page.goto(f"/#/predictions/{created['id']}")
+        table = page.get_by_role("table", name="Webhook delivery attempts")
+        expect(table.get_by_role("columnheader", name="Answer")).to_be_visible()
+        expect(table.locator("tbody tr").first).to_contain_text("HTTP 500")
+        expect(table.locator("tbody tr").first).to_contain_text("will retry")
+        delivered = table.locator("tbody tr[data-outcome=delivered]")
+        expect(delivered.last).to_contain_text("succeeded")  # refreshed until the last one is in
+        expect(delivered.last).to_contain_text("HTTP 200")
+        expect(page.get_by_text("Nothing waits for delivery.")).to_be_visible()
+        shoot(page, screenshots, "prediction-webhooks")
 
 
 def test_the_queues_page_follows_a_queue_under_load(

@@ -77,6 +77,7 @@ OPERATIONS = (
     "GET /v1/predictions/{prediction_id}",
     "GET /v1/predictions/{prediction_id}/stream",
     "POST /v1/predictions/{prediction_id}/cancel",
+    "GET /v1/predictions/{prediction_id}/webhooks",
     "POST /v1/models/{owner}/{name}/predictions",
     "POST /v1/models/{owner}/{name}/versions/{number}/predictions",
     "GET /v1/queues",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,61 +19,17 @@ from common.processes.launcher import Launcher
 from common.store import keys
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack
+from tests.integration.receivers import Receiver, receiving
 
 SECRET = "whsec-test"
-TERMINAL = {"succeeded", "failed", "cancelled", "abandoned"}
 LIFECYCLE = ["pending", "starting", "started", "succeeded"]
-
-
-@dataclass
-class Receiver:
-    """Records every POST; fails the first ``failures`` of them with a 503."""
-
-    url: str
-    failures: int = 0
-    deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    attempts: int = 0
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for_terminal(self, timeout: float = 30.0) -> list[tuple[dict[str, str], bytes]]:
-        """Blocks until the delivery of a terminal status arrived; returns every delivery."""
-
-        def ended() -> bool:
-            return bool(self.deliveries) and json.loads(self.deliveries[-1][1])["status"] in TERMINAL
-
-        with self.changed:
-            assert self.changed.wait_for(ended, timeout), self.deliveries
-            return list(self.deliveries)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback, for one test."""
-    found = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with found.changed:
-                found.attempts += 1
-                fail = found.attempts <= found.failures
-                if not fail:
-                    found.deliveries.append((dict(self.headers), body))
-                found.changed.notify_all()
-            self.send_response(503 if fail else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    found.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    server.shutdown()
-    server.server_close()
+    with receiving() as found:
+        yield found
 
 
 def _statuses(deliveries: list[tuple[dict[str, str], bytes]]) -> list[str]:
@@ -146,6 +100,53 @@ def _stops_being_due(client: redis.Redis, prediction_id: str, timeout: float) ->
     finally:
         pubsub.close()
         client.config_set("notify-keyspace-events", "")
+
+
+def test_every_delivery_attempt_is_listed_with_its_code(
+    alice: wriftai.Client, receiver: Receiver, stack: Stack
+) -> None:
+    receiver.failures, receiver.failure_status = 1, 500
+    done = alice.predictions.create(
+        model="inferq/echo", input={"prompt": "logged"}, webhook={"url": receiver.url}, wait=True
+    )
+    delivered = _statuses(receiver.wait_for_terminal())
+    pid = done["id"]
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    try:  # the last delivery's script logs it and stops the prediction being due, at once
+        assert _stops_being_due(client, pid, timeout=20)
+    finally:
+        client.close()
+
+    with stack.http() as http:
+        answer = http.get(f"/v1/predictions/{pid}/webhooks")
+    assert answer.status_code == 200, answer.text
+    log = answer.json()
+    assert (log["object"], log["pending"], log["next_attempt_at"]) == ("list", 0, None)
+    failed, *rest = log["data"]
+    assert (failed["attempt"], failed["status"], failed["status_code"], failed["outcome"]) == (
+        1,
+        "pending",
+        500,
+        "retrying",
+    )
+    assert failed["error"] is None
+    assert [(a["status"], a["status_code"], a["outcome"]) for a in rest] == [
+        (status, 200, "delivered") for status in delivered
+    ]
+    assert [a["attempt"] for a in rest] == [2] + [1] * (len(rest) - 1)
+    assert all(a["duration_ms"] >= 0 and a["attempted_at"].endswith("Z") for a in log["data"])
+
+
+def test_webhook_deliveries_of_others_and_of_none(alice: wriftai.Client, stack: Stack) -> None:
+    plain = alice.predictions.create(model="inferq/echo", input={"prompt": "no hook"}, wait=True)
+    with stack.http() as http:
+        empty = http.get(f"/v1/predictions/{plain['id']}/webhooks").json()
+    assert empty == {"object": "list", "data": [], "pending": 0, "next_attempt_at": None}
+    with stack.http("bob") as http:
+        hidden = http.get(f"/v1/predictions/{plain['id']}/webhooks")
+        missing = http.get(f"/v1/predictions/{uuid.uuid4()}/webhooks")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json()
 
 
 def test_a_due_webhook_whose_outbox_expired_is_dropped_not_asked_for_forever(

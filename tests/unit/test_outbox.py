@@ -5,9 +5,12 @@ from __future__ import annotations
 import fakeredis
 
 from common.store import keys
-from common.store.outbox import Outbox, Snapshot
+from common.store.outbox import Attempt, Outbox, Snapshot
 
 ID = "p1"
+OK = Attempt(100.0, "starting", status_code=200)
+BAD = Attempt(100.0, "starting", status_code=500)
+WINDOW = 3600.0
 
 
 def filled(client: fakeredis.FakeRedis, *snapshots: str) -> Outbox:
@@ -21,8 +24,8 @@ def test_the_holder_drops_the_snapshot_it_posted(client: fakeredis.FakeRedis) ->
     lock = outbox.lock(ID)
     assert lock is not None and outbox.lock(ID) is None
     assert outbox.head(ID) == Snapshot("first")
-    assert outbox.delivered(ID, lock, Snapshot("first")) == 1
-    assert outbox.delivered(ID, lock, Snapshot("last")) == 0
+    assert outbox.delivered(ID, lock, Snapshot("first"), OK) == 1
+    assert outbox.delivered(ID, lock, Snapshot("last"), OK) == 0
     assert client.zscore(keys.webhooks_due(), ID) is None
     outbox.unlock(lock)
     assert outbox.lock(ID) is not None
@@ -35,8 +38,8 @@ def test_a_lapsed_lock_drops_and_counts_nothing(client: fakeredis.FakeRedis) -> 
     client.delete(keys.webhook_lock(ID))  # it lapsed
     taken = outbox.lock(ID)
     assert taken is not None
-    assert outbox.delivered(ID, stale, Snapshot("first")) is None
-    assert outbox.failed(ID, stale, 100.0) is None
+    assert outbox.delivered(ID, stale, Snapshot("first"), OK) is None
+    assert outbox.failed(ID, stale, Snapshot("first"), BAD, 100.0, WINDOW) is None
     assert not outbox.renew(stale)
     outbox.unlock(stale)  # nothing to release, and no error
     assert client.lrange(keys.webhook_outbox(ID), 0, -1) == ["first", "last"]
@@ -48,7 +51,7 @@ def test_a_snapshot_no_longer_first_is_not_dropped_in_its_place(client: fakeredi
     outbox = filled(client, "last")  # "first" was dropped by another holder meanwhile
     lock = outbox.lock(ID)
     assert lock is not None
-    assert outbox.delivered(ID, lock, Snapshot("first")) == 1
+    assert outbox.delivered(ID, lock, Snapshot("first"), OK) == 1
     assert client.lrange(keys.webhook_outbox(ID), 0, -1) == ["last"]
 
 
@@ -56,7 +59,8 @@ def test_failures_are_counted_from_the_first(client: fakeredis.FakeRedis) -> Non
     outbox = filled(client, "first")
     lock = outbox.lock(ID)
     assert lock is not None
-    assert outbox.failed(ID, lock, 100.0) == (1, 100.0)
-    assert outbox.failed(ID, lock, 105.0) == (2, 100.0)
-    assert outbox.delivered(ID, lock, Snapshot("first")) == 0
+    assert outbox.failed(ID, lock, Snapshot("first"), BAD, 100.0, WINDOW) == (1, False)
+    assert outbox.failed(ID, lock, Snapshot("first"), BAD, 105.0, WINDOW) == (2, False)
+    assert client.hget(keys.webhook_attempts(ID), "first") == "100.0"
+    assert outbox.delivered(ID, lock, Snapshot("first"), OK) == 0
     assert not client.exists(keys.webhook_attempts(ID))

@@ -3,6 +3,7 @@
 import { followPrediction, get, post } from "./api.js";
 import { announce, h, isoSeconds, replace, seconds, statusBadge, when } from "./dom.js";
 import { json, renderOutput } from "./output.js";
+import { followDeliveries } from "./webhooks.js";
 
 const STATUSES = ["pending", "starting", "started", "succeeded", "failed", "cancelled", "abandoned"];
 const TERMINAL = new Set(["succeeded", "failed", "cancelled", "abandoned"]);
@@ -89,16 +90,16 @@ export function renderPrediction(view, id) {
   const header = h("div", { class: "row" });
   const cancel = h("button", { type: "button", class: "danger", id: "cancel" }, "Cancel");
   const sections = {
-    timeline: h("div"), input: h("div"), logs: h("pre", { "data-testid": "logs", tabindex: "0" }), output: h("div", { "aria-live": "polite" }),
+    timeline: h("div"), input: h("div"), deliveries: h("div"), logs: h("pre", { "data-testid": "logs", tabindex: "0" }), output: h("div", { "aria-live": "polite" }),
   };
   replace(view,
     h("p", {}, h("a", { href: "#/predictions" }, "← Predictions")),
     h("h1", {}, "Prediction ", h("code", {}, id)),
     header,
     h("div", { class: "grid" },
-      h("div", {}, h("h2", {}, "Status"), sections.timeline, h("h2", {}, "Input"), sections.input,
-        h("h2", {}, "Webhook deliveries"), h("p", { class: "hint" }, "The API does not expose webhook deliveries; a prediction's webhook receives every status change.")),
-      h("div", {}, h("h2", {}, "Output"), sections.output, h("h2", {}, "Logs"), sections.logs)));
+      h("div", {}, h("h2", {}, "Status"), sections.timeline, h("h2", {}, "Input"), sections.input),
+      h("div", {}, h("h2", {}, "Output"), sections.output, h("h2", {}, "Logs"), sections.logs)),
+    h("h2", {}, "Webhook deliveries"), sections.deliveries);
   const seen = [];
   let last = null;
   let streamed = "";
@@ -141,6 +142,7 @@ export function renderPrediction(view, id) {
     return null;
   }
 
+  followDeliveries(sections.deliveries, id, controller.signal);
   poll().then((first) => first).catch((error) => replace(sections.output, h("p", { class: "error" }, error.message)));
   get(`/v1/predictions/${id}`).then((prediction) => {
     if (!prediction.stream || TERMINAL.has(prediction.status)) return null;
