@@ -314,7 +314,8 @@ def minilm(args: argparse.Namespace) -> int:
     print(
         f"batch minilm: lines/s ÷ raw {ratio:.2f} "
         f"({'meets' if lines_goal.met(ratio) else 'misses'} {lines_goal}), "
-        f"{args.probe} p50 during ÷ idle {echo:.2f} ({'meets' if echo_goal.met(echo) else 'misses'} {echo_goal})"
+        f"{args.probe} p50 during ÷ idle {echo:.2f} "
+        f"({'meets' if echo_goal.met(echo) else 'misses'} {echo_goal})"
     )
     recording.finish(
         {
