@@ -55,6 +55,14 @@ BENCHMARKS = {
         "two keys with 1,000 queued each: worst gap between their completed counts and their weights"
     ),
     "images": "`inferq/sketch` edit latency ÷ generation latency, same size (1024x1024), p50",
+    "failover ack 1": (
+        "the Redis primary SIGKILLed under async creates, `INFERQ_REDIS_REPLICAS_ACK=1`:"
+        " accepted predictions lost, run twice"
+    ),
+    "failover ack 0": (
+        "the same failover with `INFERQ_REDIS_REPLICAS_ACK=0`: accepted predictions lost, run twice"
+        " (no goal: what a failover costs without acknowledgements)"
+    ),
 }
 """What each benchmark measures, in the order of the report's table."""
 
@@ -74,8 +82,13 @@ GOALS = (
     Goal("fairness shares", "1:1 worst gap", "1:1", 0.1, True),
     Goal("fairness shares", "3:1 worst gap", "3:1", 0.1, True),
     Goal("images", "ratio", "", 1.3, True),
+    Goal("failover ack 1", "lost", "lost", 0, True),
+    Goal("failover ack 1", "run twice", "run twice", 0, True),
 )
 """Every goal: the report's table has a line a benchmark, its plot a panel a goal."""
+
+SHOWN = {"failover ack 0": ("lost", "run twice")}
+"""The figures the report shows of a benchmark recorded without a goal: what it measures, not a promise."""
 
 
 def goal(benchmark: str, figure: str) -> Goal:
