@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goals import BENCHMARKS, GOALS, Goal, goals_of
+from goals import BENCHMARKS, GOALS, SHOWN, Goal, goals_of
 from record import RESULTS, read
 
 COLUMNS = ("benchmark", "measures", "goal", "latest", "baseline", "recorded", "verdict")
@@ -53,6 +53,8 @@ class Line:
 
     def judgement(self) -> str:
         """The verdict on the figures alone."""
+        if not self.goals:
+            return "no goal"
         missed = [g for g in self.goals if (value := self.value(g)) is not None and not g.met(value)]
         unknown = [g for g in self.goals if self.value(g) is None]
         parts = []
@@ -63,7 +65,15 @@ class Line:
         return "; ".join(parts) or "meets"
 
     def figures(self) -> str:
-        """The latest run's bounded figures: ``p50 **1.35**, p99 **1.30**``."""
+        """The latest run's bounded figures: ``p50 **1.35**, p99 **1.30**`` (those of :data:`goals.SHOWN`
+        for a benchmark without a goal)."""
+        if not self.goals:
+            figures = {} if self.run is None else self.run["figures"]
+            return ", ".join(
+                f"{name} **{number(float(figures[name]))}**"
+                for name in SHOWN.get(self.benchmark, ())
+                if name in figures
+            )
         shown = []
         for goal in self.goals:
             value = self.value(goal)

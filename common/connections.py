@@ -144,7 +144,7 @@ def limiter_storage(settings: Settings) -> tuple[str, dict[str, Any]]:
 
     limits names Sentinels ``redis+sentinel://[:password@]h1:26379,h2:26379/<master>``;
     the database and the Sentinels' password travel as options (without one, limits
-    would send the Redis password to the Sentinels).
+    would send the Redis password to the Sentinels), and counters are read from the master.
     """
     url = settings.required_redis_url
     sentinels = SentinelUrl.parse(url)
@@ -157,6 +157,9 @@ def limiter_storage(settings: Settings) -> tuple[str, dict[str, Any]]:
     uri = f"redis+sentinel://{credentials}{hosts}/{settings.redis_master}"
     options = {
         "db": sentinels.db,
+        # limits would read counters from a replica: stale counts, and every check stalled
+        # while the replicas are (bench/failover.py --lag).
+        "use_replicas": False,
         "socket_timeout": SOCKET_TIMEOUT,
         "sentinel_kwargs": _sentinel_kwargs(settings, sentinels),
         **({"ssl": True} if sentinels.tls else {}),

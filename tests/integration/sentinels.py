@@ -1,4 +1,5 @@
-"""A Redis primary, its replica and three Sentinels watching them, all on loopback: a failover to test."""
+"""A Redis primary, two replicas and three Sentinels watching them, all on loopback: a failover to
+test (``tests/integration/test_sentinel.py``) and to measure (``bench/failover.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ DOWN_AFTER_MS = 1000
 
 FAILOVER_TIMEOUT_MS = 5000
 """Sentinel's ``failover-timeout``: how long one failover attempt may take before another is tried."""
+
+BACK_WITHIN = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000 + 5
+"""Seconds after the primary dies by which the API must accept creates again (issue #26's bound);
+inferq's leases (``INFERQ_LEASE_TTL``) are kept above it, so that none lapses during the failover."""
 
 START_TIMEOUT = 15.0
 """Seconds for the group to come up (the replica synced, the Sentinels agreeing on it)."""

@@ -31,6 +31,9 @@ class Terminals:
                 Settings.defaults(redis_url=redis_url, redis_master=master), retries=3
             )
         self._statuses: dict[str, str] = {}
+        self.published: dict[str, list[str]] = {}
+        """Prediction id to every terminal status published for it, as heard (not re-read): more
+        than one different status would be a prediction ended twice."""
         self._expected: set[str] = set()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -62,10 +65,12 @@ class Terminals:
         self._thread.join(5)
         self._client.close()
 
-    def _record(self, prediction_id: str, status: str | None) -> None:
+    def _record(self, prediction_id: str, status: str | None, *, heard: bool = False) -> None:
         if status in TERMINAL:
             with self._changed:
                 self._statuses[prediction_id] = str(status)
+                if heard:
+                    self.published.setdefault(prediction_id, []).append(str(status))
                 self._changed.notify_all()
 
     def _reread(self) -> None:
@@ -91,6 +96,6 @@ class Terminals:
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None:
                         prediction_id, status, _ = split_news(message["data"])
-                        self._record(prediction_id, status)
+                        self._record(prediction_id, status, heard=True)
             except (redis.ConnectionError, redis.TimeoutError):
                 self._stopping.wait(0.2)

@@ -23,13 +23,10 @@ import wriftai
 from common.processes.embedded_redis import free_port
 from common.processes.launcher import Launcher
 from tests.conftest import KEYS, base_env
-from tests.integration.sentinels import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, MASTER, SentinelGroup
+from tests.integration.sentinels import BACK_WITHIN, MASTER, SentinelGroup
 from tests.integration.terminals import Terminals
 
 pytestmark = pytest.mark.slow
-
-BACK_WITHIN = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000 + 5
-"""Seconds after the primary dies by which the API must accept creates again."""
 
 REQUEST_TIMEOUT = 20.0
 """Seconds a request may take before the test calls it a hang."""

@@ -101,6 +101,7 @@ def test_a_sentinel_url_makes_limits_sentinel_storage() -> None:
     uri, options = limiter_storage(sentinel_settings(sentinel_password="watchers"))
     assert uri == "redis+sentinel://:secret@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26380/inferq"
     assert options["db"] == 2 and options["sentinel_kwargs"]["password"] == "watchers"
+    assert options["use_replicas"] is False  # counts read where they are written
 
 
 def test_sentinels_over_tls() -> None:
