@@ -9,7 +9,7 @@ from flask import Flask
 
 from api import docs, hooks, ratelimits
 from api.auth import KeyRing
-from api.batch_outputs import BatchFinisher
+from api.batch_outputs import FINISH_INTERVAL, BatchFinisher
 from api.error_handler import register_error_handler
 from api.moderation import load_policy
 from api.services import EXTENSION, Services
@@ -117,7 +117,8 @@ def _start_background(found: Services) -> None:
     tune_gc()
     found.notifier.start()
     recovery = Recovery(found.store, found.messages, found.outbox)
-    Ticker("inferq-recovery", INTERVAL, [recovery.run_once, BatchFinisher(found).run_once]).start()
+    Ticker("inferq-recovery", INTERVAL, [recovery.run_once]).start()
+    Ticker("inferq-batches", FINISH_INTERVAL, [BatchFinisher(found).run_once]).start()
 
     def sweep_files() -> None:
         found.storage.sweep(time.time() - found.settings.retention)

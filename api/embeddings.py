@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,13 +128,20 @@ def embed(
     )
 
 
-def answer(model: str, vectors: list[str], tokens: int, encoding_format: str) -> dict[str, Any]:
-    """The OpenAI answer for ``vectors`` (base64 of float32, as the adapters return them)."""
+def answer(
+    model: str,
+    vectors: list[str],
+    tokens: int,
+    encoding_format: str,
+    floats: Callable[[str], Any] = decode,
+) -> dict[str, Any]:
+    """The OpenAI answer for ``vectors`` (base64 of float32, as the adapters return them);
+    ``floats`` decodes one for ``encoding_format: float``."""
     as_float = encoding_format == "float"
     return {
         "object": "list",
         "data": [
-            {"object": "embedding", "index": index, "embedding": decode(vector) if as_float else vector}
+            {"object": "embedding", "index": index, "embedding": floats(vector) if as_float else vector}
             for index, vector in enumerate(vectors)
         ],
         "model": model,

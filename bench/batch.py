@@ -13,8 +13,10 @@ MiniLM's), and for ``minilm`` another with ``--echo-processes`` (4) on
 - ``minilm``: first the idle p50 of sync ``inferq/echo`` predictions
   (``Prefer: wait``, one at a time, ``--probe-pause`` apart: ``--idle`` of
   them); then, ``--rounds`` times, the raw model's
-  ``encode(batch_size=32)`` over the lines' texts, and a ``--lines`` (5,000)
-  MiniLM batch while the same echo probes run. The raw model gets the
+  ``encode(batch_size=32)`` over the lines' texts, a ``--lines`` (5,000)
+  MiniLM batch alone (the lines ratio: the batch gets the machine as the raw
+  model did), and the same batch again while the same echo probes run (the
+  echo ratio). The raw model gets the
   worker's OpenMP tuning (``common.processes.runtime.share_cores``: idle
   threads spin 10,000 times, not 300,000), without which it collapses on a
   shared machine (``embeddings.py``'s baseline has torch's default). Recorded as ``batch minilm``:
@@ -285,15 +287,17 @@ def minilm(args: argparse.Namespace) -> int:
         for _ in range(args.idle):
             time.sleep(args.probe_pause)
             idle.append(probes.one())
-        raw, timed, busy = [], [], []
+        raw, timed, busy, probed = [], [], [], []
         for _ in range(args.rounds):
             raw.append(raw_rate(model, texts))
+            timed.append(run_batch(openai, s.redis.url, data, args.lines, args.poll))
             with probes.running() as samples:
-                timed.append(run_batch(openai, s.redis.url, data, args.lines, args.poll))
+                probed.append(run_batch(openai, s.redis.url, data, args.lines, args.poll))
             busy.append(percentile(samples, 0.5) / percentile(idle, 0.5))
             print(
-                f"round: raw {raw[-1]:.0f}/s, batch {timed[-1].rate:.0f} lines/s, "
-                f"echo p50 {busy[-1]:.2f}x idle ({len(samples)} probes)",
+                f"round: raw {raw[-1]:.0f}/s, batch {timed[-1].rate:.0f} lines/s alone and "
+                f"{probed[-1].rate:.0f} with the probes, {args.probe} p50 {busy[-1]:.2f}x idle "
+                f"({len(samples)} probes)",
                 flush=True,
             )
         probes.api.close()
