@@ -46,6 +46,17 @@ def request(custom_id: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
 
 
+def idle_batch(client: openai.OpenAI, record: Path, count: int, seconds: float = 0.0) -> Any:
+    """A batch of ``count`` ``tests/idle`` predictions, each recording its run to ``record``."""
+    body = {"model": "tests/idle", "input": {"record_to": str(record), "seconds": seconds}}
+    lines = [request(f"r{i}", "/v1/predictions", body) for i in range(count)]
+    return client.batches.create(
+        input_file_id=upload(client, lines),
+        endpoint="/v1/predictions",  # type: ignore[arg-type]
+        completion_window="24h",
+    )
+
+
 def finished(client: openai.OpenAI, batch_id: str, timeout: float = 60.0) -> Any:
     """Polls as clients do until the batch ends."""
     deadline = time.monotonic() + timeout
@@ -156,18 +167,7 @@ def test_prediction_lines_and_their_failures(
 def test_a_cancelled_batch_keeps_what_finished(
     oai: openai.OpenAI, start_worker: Callable[..., str], tmp_path: Path
 ) -> None:
-    record = tmp_path / "runs"
-    lines = [
-        request(
-            f"r{i}",
-            "/v1/predictions",
-            {"model": "tests/idle", "input": {"record_to": str(record), "seconds": 0.2}},
-        )
-        for i in range(6)
-    ]
-    batch = oai.batches.create(
-        input_file_id=upload(oai, lines), endpoint="/v1/predictions", completion_window="24h"
-    )  # type: ignore[arg-type]
+    batch = idle_batch(oai, tmp_path / "runs", 6, seconds=0.2)
     start_worker(["tests.idle"])
     deadline = time.monotonic() + 30
     while oai.batches.retrieve(batch.id).request_counts.completed < 2:
@@ -189,15 +189,7 @@ def test_a_batch_past_its_window_expires_with_what_finished(
     own_api: Callable[..., str], tmp_path: Path
 ) -> None:
     client = client_for(own_api(INFERQ_BATCH_WINDOW="1"))
-    lines = [
-        request(
-            f"r{i}", "/v1/predictions", {"model": "tests/idle", "input": {"record_to": str(tmp_path / "x")}}
-        )
-        for i in range(3)
-    ]
-    batch = client.batches.create(
-        input_file_id=upload(client, lines), endpoint="/v1/predictions", completion_window="24h"
-    )  # type: ignore[arg-type]
+    batch = idle_batch(client, tmp_path / "x", 3)
     done = finished(client, batch.id, timeout=30)
     assert done.status == "expired" and done.expired_at is not None and done.output_file_id is None
     errors = lines_of(client, done.error_file_id)
@@ -209,18 +201,7 @@ def test_a_batch_past_its_window_expires_with_what_finished(
 def test_every_line_once_through_worker_kills(
     oai: openai.OpenAI, start_worker: Callable[..., str], tmp_path: Path
 ) -> None:
-    record = tmp_path / "runs"
-    lines = [
-        request(
-            f"r{i}",
-            "/v1/predictions",
-            {"model": "tests/idle", "input": {"record_to": str(record), "seconds": 0.1}},
-        )
-        for i in range(30)
-    ]
-    batch = oai.batches.create(
-        input_file_id=upload(oai, lines), endpoint="/v1/predictions", completion_window="24h"
-    )  # type: ignore[arg-type]
+    batch = idle_batch(oai, tmp_path / "runs", 30, seconds=0.1)
     name = start_worker(["tests.idle"], concurrency=2)
     launcher = start_worker.launcher  # type: ignore[attr-defined]
     for _ in range(3):  # pool processes killed mid-run; Celery starts new ones

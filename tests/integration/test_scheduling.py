@@ -24,6 +24,7 @@ import wriftai
 from common.store import keys
 from tests.conftest import KEYS
 from tests.integration.conftest import Stack
+from tests.integration.terminals import Terminals
 
 IDLE = "tests/idle"
 QUEUE = "tests.idle"
@@ -44,20 +45,12 @@ def started(record: Path) -> list[str]:
     return [prediction_id for event, prediction_id in runs(record) if event == "start"]
 
 
-def wait_until_ended(redis_url: str, ids: list[str], timeout: float = 60.0) -> dict[str, str]:
-    """Polls the records until every prediction ended; their statuses."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            statuses = {i: client.hget(keys.prediction(i), "status") for i in ids}
-            if all(s in {"succeeded", "failed", "cancelled", "abandoned"} for s in statuses.values()):
-                return statuses
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not ended: {statuses}")
-            time.sleep(0.05)
-    finally:
-        client.close()
+def wait_until_ended(terminals: Terminals, ids: list[str]) -> dict[str, str]:
+    """Waits, on the updates channel, until every prediction ended; their statuses."""
+    terminals.expect(ids)
+    statuses = terminals.wait(timeout=60)
+    assert "not ended" not in statuses.values(), statuses
+    return statuses
 
 
 def wait_until_stored(redis_url: str, owner: str, count: int) -> None:
@@ -101,6 +94,7 @@ def test_waiting_people_go_first_and_batch_work_last(
     alice: wriftai.Client,
     record: Path,
     start_worker: Callable[..., str],
+    terminals: Terminals,
 ) -> None:
     (batch,) = line_up(alice, record, 1, priority="batch")
     defaults = line_up(alice, record, 3)
@@ -108,7 +102,7 @@ def test_waiting_people_go_first_and_batch_work_last(
         wait_until_stored(stack.env["INFERQ_REDIS_URL"], "bob", 1)
         start_worker([QUEUE])
     assert waited["status"] == "succeeded"
-    wait_until_ended(stack.env["INFERQ_REDIS_URL"], [batch, *defaults])
+    wait_until_ended(terminals, [batch, *defaults])
     assert started(record) == [waited["id"], *defaults, batch]
 
 
@@ -118,11 +112,12 @@ def test_keys_take_turns_and_a_flood_delays_nobody(
     bob: wriftai.Client,
     record: Path,
     start_worker: Callable[..., str],
+    terminals: Terminals,
 ) -> None:
     flood = line_up(alice, record, 12)
     few = line_up(bob, record, 3)
     start_worker([QUEUE])
-    statuses = wait_until_ended(stack.env["INFERQ_REDIS_URL"], [*flood, *few])
+    statuses = wait_until_ended(terminals, [*flood, *few])
     assert set(statuses.values()) == {"succeeded"}
     owners = ["bob" if i in few else "alice" for i in started(record)]
     assert owners == ["alice", "bob"] * 3 + ["alice"] * 9
@@ -134,6 +129,7 @@ def test_weights_share_the_turns(
     own_api: Callable[..., str],
     record: Path,
     start_worker: Callable[..., str],
+    terminals: Terminals,
 ) -> None:
     base_url = own_api(INFERQ_KEY_WEIGHTS="alice:3")
     with httpx.Client() as http:
@@ -142,7 +138,7 @@ def test_weights_share_the_turns(
             client = wriftai.Client(access_token=KEYS[owner], api_base_url=f"{base_url}/v1", http_client=http)
             made[owner] = line_up(client, record, count)
     start_worker([QUEUE])
-    wait_until_ended(stack.env["INFERQ_REDIS_URL"], [*made["alice"], *made["bob"]])
+    wait_until_ended(terminals, [*made["alice"], *made["bob"]])
     owners = "".join("b" if i in made["bob"] else "a" for i in started(record))
     assert [owners[i : i + 4].count("b") for i in range(0, 16, 4)] == [1, 1, 1, 1]
 
@@ -153,11 +149,12 @@ def test_a_key_runs_at_most_its_limit_and_the_rest_waits(
     bob: wriftai.Client,
     record: Path,
     start_worker: Callable[..., str],
+    terminals: Terminals,
 ) -> None:
     flood = line_up(alice, record, 5, input={"record_to": str(record), "seconds": 0.3})
     few = line_up(bob, record, 2, input={"record_to": str(record), "seconds": 0.3})
     start_worker([QUEUE], concurrency=3, INFERQ_MAX_RUNNING_PER_KEY="1")
-    statuses = wait_until_ended(stack.env["INFERQ_REDIS_URL"], [*flood, *few])
+    statuses = wait_until_ended(terminals, [*flood, *few])
     assert set(statuses.values()) == {"succeeded"}  # held back, never refused or lost
     for mine in (flood, few):
         running = 0
@@ -176,6 +173,7 @@ def test_queue_figures_count_every_key_and_show_only_your_own(
     bob: wriftai.Client,
     record: Path,
     start_worker: Callable[..., str],
+    terminals: Terminals,
 ) -> None:
     made = [
         *line_up(alice, record, 2),
@@ -203,7 +201,7 @@ def test_queue_figures_count_every_key_and_show_only_your_own(
     assert (idle["queued"], idle["yours"]["queued"]) == (4, 1)
 
     start_worker([QUEUE], concurrency=2)
-    wait_until_ended(stack.env["INFERQ_REDIS_URL"], made)
+    wait_until_ended(terminals, made)
     with stack.http("alice") as http:
         (idle,) = [q for q in http.get("/v1/queues").json()["data"] if q["queue"] == QUEUE]
     assert (idle["queued"], idle["running"], idle["worker_processes"]) == (0, 0, 2)
