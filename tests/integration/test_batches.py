@@ -186,13 +186,16 @@ def test_a_cancelled_batch_keeps_what_finished(
 
 
 def test_a_batch_past_its_window_expires_with_what_finished(
-    own_api: Callable[..., str], tmp_path: Path
+    own_api: Callable[..., str], stack: Stack, tmp_path: Path
 ) -> None:
-    client = client_for(own_api(INFERQ_BATCH_WINDOW="1"))
-    batch = idle_batch(client, tmp_path / "x", 3)
-    done = finished(client, batch.id, timeout=30)
-    assert done.status == "expired" and done.expired_at is not None and done.output_file_id is None
-    errors = lines_of(client, done.error_file_id)
+    # The stack's API finishes batches on the same Redis too: the two share their files, as
+    # replicas do (a volume), so either may write the error file the other serves.
+    base = own_api(INFERQ_BATCH_WINDOW="1", INFERQ_DATA_DIR=stack.env["INFERQ_DATA_DIR"])
+    with client_for(base) as client:
+        batch = idle_batch(client, tmp_path / "x", 3)
+        done = finished(client, batch.id, timeout=30)
+        assert done.status == "expired" and done.expired_at is not None and done.output_file_id is None
+        errors = lines_of(client, done.error_file_id)
     assert {c: line["error"]["code"] for c, line in errors.items()} == {
         f"r{i}": "batch_expired" for i in range(3)
     }
