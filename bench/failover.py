@@ -141,6 +141,12 @@ class Load:
 def group_and_stack(ack: int, args: argparse.Namespace) -> Iterator[tuple[SentinelGroup, int, Path]]:
     """The Sentinel group, an API and the workers pointed at it, in a temporary directory; yields the
     group, the API's port and the directory."""
+    if args.keep:
+        root = Path(tempfile.mkdtemp(prefix="inferq-failover-"))
+        print(f"  keeping {root}")
+        with _stack(ack, args, root) as found:
+            yield found
+        return
     with tempfile.TemporaryDirectory(prefix="inferq-failover-") as tmp, _stack(ack, args, Path(tmp)) as found:
         yield found
 
@@ -293,6 +299,9 @@ def one_round(ack: int, args: argparse.Namespace) -> dict[str, float]:
         "other answers": sum(n for a, n in load.answers.items() if a not in ("create 201", "create 503")),
         "not back": 0 if failover.back is not None else 1,
     }
+    twice = sorted(p for p in ids if started[p] > 1)
+    if twice:
+        print(f"  started again: {' '.join(twice)}")
     back = "–" if failover.back is None else f"{failover.back:.2f} s"
     print(
         f"  ack {ack}: back after {back}, answers {dict(load.answers)}, "
@@ -351,6 +360,9 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=60, help="seconds for accepted predictions to end")
     parser.add_argument(
         "--lag", type=float, default=0, help="seconds the primary runs without its replicas before the kill"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each round's directory (logs, runs.txt) and print where"
     )
     add_record_option(parser)
     args = parser.parse_args()

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from common.config import SentinelUrl, Settings
 
@@ -54,6 +54,31 @@ class ReplicasBehind(redis.ConnectionError):
         super().__init__(f"only {acked} of {wanted} replica(s) confirmed the write")
         self.acked = acked
         self.wanted = wanted
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the master the Sentinels name, asked again every time it (re)connects.
+
+    redis-py's own asks only when the pool hands out a connection. A command that
+    fails on the wire (the master killed under it) is retried on the same
+    connection, and redis-py 8 reconnects that one to the address it had: the
+    dead master, until every retry is spent (13 s here). A run's ending lost so
+    would let its lease lapse and the prediction run twice (``bench/failover.py
+    --lag``).
+    """
+
+    def connect(self) -> None:
+        check = self.connection_pool.check_connection
+        self.retry.call_with_retry(lambda: self.connect_check_health(check), lambda error: None)
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if self._sock is None:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health, retry_socket_connect=False)
+
+
+class MasterSSLConnection(MasterConnection, redis.SSLConnection):
+    """:class:`MasterConnection` over TLS."""
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -94,10 +119,28 @@ def redis_client(settings: Settings, *, retries: int = 1, url: str | None = None
         db=sentinels.db,
         username=sentinels.username,
         password=sentinels.password,
-        ssl=sentinels.tls,
+        connection_class=MasterSSLConnection if sentinels.tls else MasterConnection,
         **options,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def follow_master(client: redis.Redis) -> None:
+    """Asks the Sentinels, for a client that finds Redis through them, where the master is now;
+    idle connections to a former one are dropped.
+
+    For a write that fewer replicas than ``INFERQ_REDIS_REPLICAS_ACK`` confirmed
+    (:class:`ReplicasBehind`): it may have gone to a master cut off from its
+    replicas, which the Sentinels have already replaced. Both call themselves
+    master until the Sentinels demote the old one (seconds later), so without
+    asking, every retry would go to the old one and fall short again.
+    """
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        try:
+            pool.get_master_address()
+        except redis.RedisError:
+            pass  # no Sentinel answers now: the next attempt asks again
 
 
 def _sentinel_kwargs(settings: Settings, sentinels: SentinelUrl) -> dict[str, Any]:

@@ -12,6 +12,7 @@ published on :func:`common.store.keys.progress_channel`.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any, cast
 import redis
 
 from common.config import Settings
+from common.connections import ReplicasBehind
 from common.errors import (
     IdempotencyKeyExpired,
     IdempotencyKeyReused,
@@ -37,6 +39,8 @@ from common.store.listing import OwnerIndex
 from common.store.overdue import Overdue
 from common.store.schedule import Schedule
 from common.store.scripts import Scripts
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = 24 * 3600
 """Seconds an ``Idempotency-Key`` keeps naming the prediction it created (as Stripe keeps them)."""
@@ -172,28 +176,33 @@ class PredictionStore:
             fields.pop(name)
         flat = [item for pair in fields.items() for item in pair]
         mapping = f"{prediction.id} {idempotency.fingerprint}" if idempotency else ""
-        created = self._run(
-            "create",
-            prediction.id,
-            int(self.settings.queue_deadline),
-            self._live_ttl,
-            message,
-            init_event,
-            max_queue_depth,
-            keys.lanes_channel(),
-            mapping,
-            IDEMPOTENCY_TTL,
-            self.settings.max_pending_per_key,
-            self.settings.weight_of(prediction.owner),
-            *flat,
-            extra_keys=[
-                keys.owner_predictions(prediction.owner),
-                keys.celery_queue(prediction.queue),
-                keys.prediction_counts(),
-                *([keys.idempotency_key(prediction.owner, idempotency.key)] if idempotency else []),
-                *([keys.batch_lane(prediction.model.key)] if batched else []),
-            ],
-        )
+        try:
+            created = self._run(
+                "create",
+                prediction.id,
+                int(self.settings.queue_deadline),
+                self._live_ttl,
+                message,
+                init_event,
+                max_queue_depth,
+                keys.lanes_channel(),
+                mapping,
+                IDEMPOTENCY_TTL,
+                self.settings.max_pending_per_key,
+                self.settings.weight_of(prediction.owner),
+                *flat,
+                extra_keys=[
+                    keys.owner_predictions(prediction.owner),
+                    keys.celery_queue(prediction.queue),
+                    keys.prediction_counts(),
+                    *([keys.idempotency_key(prediction.owner, idempotency.key)] if idempotency else []),
+                    *([keys.batch_lane(prediction.model.key)] if batched else []),
+                ],
+            )
+        except ReplicasBehind:
+            if idempotency is None:  # with a key, the client's retry finds this one instead
+                self._withdraw(prediction.id)
+            raise
         if created == "full":
             raise QueueFull(f"The queue of {prediction.model.key} is full; retry shortly", retry_after=5)
         if created == "busy":
@@ -207,6 +216,14 @@ class PredictionStore:
             return self._earlier(prediction.owner, idempotency, created[1])
         prediction.created_at = prediction.updated_at = float(created)
         return prediction
+
+    def _withdraw(self, prediction_id: str) -> None:
+        """Takes back a create whose ``WAIT`` fell short (``withdraw.lua``): it is answered ``503``,
+        and the client's retry makes a new prediction, so this one must not run too."""
+        try:
+            self._run("withdraw", prediction_id)
+        except redis.RedisError as e:
+            logger.warning("could not take back %s, answered 503 (%s): it may run", prediction_id, e)
 
     def _earlier(self, owner: str, idempotency: Idempotency, mapping: str) -> Prediction:
         """The prediction that ``mapping`` (``<id> <fingerprint>``) names, if made by the same request."""

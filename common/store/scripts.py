@@ -16,7 +16,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from common.config import Settings
-from common.connections import REPLICAS_ACK_TIMEOUT_MS, ReplicasBehind
+from common.connections import REPLICAS_ACK_TIMEOUT_MS, ReplicasBehind, follow_master
 from common.store import keys
 from common.store.stats import BUCKETS
 
@@ -36,6 +36,7 @@ NAMES = (
     "cancel",
     "release",
     "expire",
+    "withdraw",
 )
 """The scripts in ``common/store/lua``, besides the shared helpers."""
 
@@ -110,6 +111,7 @@ class Scripts:
         if isinstance(replicas, Exception):
             raise replicas
         if int(replicas) < self._ack:
+            follow_master(self._client)
             raise ReplicasBehind(int(replicas), self._ack)
 
     def many(self, calls: Sequence[Call]) -> list[Any]:

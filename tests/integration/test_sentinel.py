@@ -13,18 +13,23 @@ import collections
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import wriftai
 
-from common.processes.embedded_redis import free_port
+from common.config import Settings
+from common.connections import redis_client
+from common.processes.embedded_redis import EmbeddedRedis, free_port
 from common.processes.launcher import Launcher
 from tests.conftest import KEYS, base_env
-from tests.integration.sentinels import BACK_WITHIN, MASTER, SentinelGroup
+from tests.integration.sentinels import BACK_WITHIN, FAILOVER_TIMEOUT_MS, MASTER, SentinelGroup
 from tests.integration.terminals import Terminals
+from workers.process import WORKER_REDIS_RETRIES
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +45,8 @@ class Load:
     record: Path
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    accepted: list[tuple[float, str]] = field(default_factory=list)
+    accepted: list[tuple[float, float, str]] = field(default_factory=list)
+    """``(sent, answered, id)`` of each accepted create (``time.monotonic()``)."""
     answers: collections.Counter[int] = field(default_factory=collections.Counter)
     problems: list[str] = field(default_factory=list)
     streamed: list[str] = field(default_factory=list)
@@ -48,13 +54,13 @@ class Load:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {KEYS['alice']}"}
 
-    def answered(self, response: httpx.Response) -> str | None:
+    def answered(self, sent: float, response: httpx.Response) -> str | None:
         """Records one create's answer; returns the prediction id when it was accepted."""
         with self.lock:
             self.answers[response.status_code] += 1
             if response.status_code in (200, 201):
                 prediction_id = str(response.json()["id"])
-                self.accepted.append((time.monotonic(), prediction_id))
+                self.accepted.append((sent, time.monotonic(), prediction_id))
                 return prediction_id
             if response.status_code in (429, 503):
                 if int(response.headers.get("Retry-After", "0")) < 1:
@@ -76,15 +82,15 @@ class Load:
 
     def create_async(self, http: httpx.Client) -> None:
         body = {"model": "tests/runs", "input": {"record_to": str(self.record), "seconds": 0.1}}
-        self.answered(http.post("/v1/predictions", json=body))
+        self.answered(time.monotonic(), http.post("/v1/predictions", json=body))
 
     def create_sync(self, http: httpx.Client) -> None:
         body = {"model": "tests/runs", "input": {"record_to": str(self.record), "seconds": 0.05}}
-        self.answered(http.post("/v1/predictions", json=body, headers={"Prefer": "wait=5"}))
+        self.answered(time.monotonic(), http.post("/v1/predictions", json=body, headers={"Prefer": "wait=5"}))
 
     def create_and_cancel(self, http: httpx.Client) -> None:
         body = {"model": "tests/runs", "input": {"record_to": str(self.record), "seconds": 1}}
-        prediction_id = self.answered(http.post("/v1/predictions", json=body))
+        prediction_id = self.answered(time.monotonic(), http.post("/v1/predictions", json=body))
         if prediction_id is not None:
             time.sleep(0.2)
             response = http.post(f"/v1/predictions/{prediction_id}/cancel")
@@ -98,6 +104,7 @@ class Load:
             client = wriftai.Client(
                 access_token=KEYS["alice"], api_base_url=f"{self.base_url}/v1", http_client=http
             )
+            sent = time.monotonic()
             try:
                 created = client.predictions.create(
                     model="inferq/echo", input={"prompt": "one two three", "delay_s": 0.5}, stream=True
@@ -106,7 +113,7 @@ class Load:
                 return  # refused (a 503): nothing accepted
             prediction_id = str(created["id"])
             with self.lock:
-                self.accepted.append((time.monotonic(), prediction_id))
+                self.accepted.append((sent, time.monotonic(), prediction_id))
                 self.answers[201] += 1
             events: list[dict[str, object]] = []
             deadline = time.monotonic() + 60
@@ -132,68 +139,204 @@ def group(tmp_path: Path) -> Iterator[SentinelGroup]:
         found.stop()
 
 
-def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(
-    group: SentinelGroup, tmp_path: Path
-) -> None:
-    env = base_env(
+def test_a_command_cut_off_by_the_failover_is_retried_on_the_new_master(group: SentinelGroup) -> None:
+    # redis-py retries a command whose connection broke on that same connection; reconnected to
+    # the address it had, it would knock on the dead master until its retries ran out, and a
+    # worker's ending would be lost (its lease lapsing, the prediction running twice).
+    client = redis_client(
+        Settings.defaults(redis_url=group.url, redis_master=MASTER), retries=WORKER_REDIS_RETRIES
+    )
+    old_port = group.master_port()
+    assert old_port is not None and client.ping()
+    answered: dict[str, object] = {}
+
+    def blocked() -> None:
+        try:
+            answered["value"] = client.blpop(["nothing"], timeout=1)
+        except redis.RedisError as e:
+            answered["error"] = e
+
+    thread = threading.Thread(target=blocked)
+    thread.start()
+    time.sleep(0.3)  # blocked on the master
+    group.server_on(old_port).stop(kill=True)
+    thread.join(60)
+    assert answered == {"value": None}
+    assert int(client.info("server")["tcp_port"]) == group.master_port() != old_port
+    client.close()
+
+
+def inferq_env(group: SentinelGroup, tmp_path: Path, failover: float = BACK_WITHIN) -> dict[str, str]:
+    """inferq pointed at ``group``'s Sentinels, each write acknowledged by a replica, with leases that
+    outlive a ``failover`` seconds long."""
+    return base_env(
         group.url,
         tmp_path / "data",
         INFERQ_REDIS_MASTER=MASTER,
         INFERQ_REDIS_REPLICAS_ACK="1",
         # A claim must outlive the failover: a lease that lapses while no master takes renewals
         # is released, and the prediction runs again beside its first worker.
-        INFERQ_LEASE_TTL=str(int(BACK_WITHIN)),
+        INFERQ_LEASE_TTL=str(int(failover)),
         INFERQ_REDIS_MAX_CONNECTIONS="64",
         INFERQ_RATE_LIMIT="100000/minute",
     )
-    launcher = Launcher(env, log_dir=tmp_path / "logs")
+
+
+def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(
+    group: SentinelGroup, tmp_path: Path
+) -> None:
+    launcher = Launcher(inferq_env(group, tmp_path), log_dir=tmp_path / "logs")
     try:
         load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
         for _ in range(2):
             launcher.start_worker(["tests.runs", "inferq.echo"], concurrency=2)
         bodies = [load.create_async, load.create_sync, load.create_and_cancel, load.follow_streams]
-        threads = [threading.Thread(target=load.run, args=(body,)) for body in bodies]
-        for thread in threads:
-            thread.start()
-        time.sleep(3)
-        old_port = group.master_port()
-        assert old_port is not None
-        old_primary = group.server_on(old_port)
-        old_primary.stop(kill=True)
-        killed_at = time.monotonic()
-        deadline = killed_at + BACK_WITHIN + 5
-        while time.monotonic() < deadline and not any(at > killed_at + 0.5 for at, _ in load.accepted):
-            time.sleep(0.1)
-        time.sleep(3)  # some load on the new master
-        load.stop.set()
-        for thread in threads:
-            thread.join(90)
+        with running(load, bodies):
+            time.sleep(3)
+            old_primary = kill_the_master(group, load)
+            time.sleep(3)  # some load on the new master
 
-        back = [at - killed_at for at, _ in load.accepted if at > killed_at + 0.5]
-        assert back and back[0] < BACK_WITHIN, f"first create accepted {back[:1]} s after the kill"
         assert load.problems == [], load.problems
         assert load.answers[503] > 0, load.answers  # the failover was seen
-        assert group.master_port() not in (None, old_port)
-
-        ids = [prediction_id for _, prediction_id in load.accepted]
-        print(f"back after {back[0]:.2f} s; answers {dict(load.answers)}; accepted {len(ids)}")
-        terminals = Terminals(group.url, MASTER)
-        terminals.expect(ids)
-        statuses = terminals.wait(timeout=120)
-        terminals.close()
-        ended = collections.Counter(statuses.values())
-        assert set(ended) <= {"succeeded", "cancelled"}, ended
         assert all(text in ("one two three", "unfinished") for text in load.streamed), load.streamed
-        runs = collections.Counter(
-            prediction_id
-            for kind, prediction_id, _ in map(str.split, load.record.read_text().splitlines())
-            if kind == "done"
-        )
-        assert [pid for pid, done in runs.items() if done > 1] == []
+        assert_each_ended_once(group, load, {"succeeded", "cancelled"})
 
         _old_primary_rejoins_as_a_replica_nobody_writes_to(group, old_primary, load)
     finally:
         launcher.stop_all()
+
+
+def test_two_failovers_in_a_row_with_a_sentinel_down(group: SentinelGroup, tmp_path: Path) -> None:
+    group.stop_sentinel(group.sentinel_ports[0])  # the first one every client asks
+    # Two Sentinels left can split their votes, and then elect again after a random delay of up to
+    # a failover-timeout: a failover may take that much longer.
+    within = BACK_WITHIN + FAILOVER_TIMEOUT_MS / 1000
+    launcher = Launcher(inferq_env(group, tmp_path, within), log_dir=tmp_path / "logs")
+    try:
+        load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
+        launcher.start_worker(["tests.runs"], concurrency=2)
+        with running(load, [load.create_async, load.create_sync]):
+            time.sleep(2)
+            first_at = time.monotonic()
+            first = kill_the_master(group, load, within)
+            rejoin(group, first)  # the second failover needs a replica left to promote after it
+            # A Sentinel starts no failover of a master within twice the failover-timeout of its last.
+            time.sleep(max(0.0, first_at + 2 * FAILOVER_TIMEOUT_MS / 1000 - time.monotonic()))
+            kill_the_master(group, load, within)
+            time.sleep(2)
+
+        assert load.problems == [], load.problems
+        assert_each_ended_once(group, load, {"succeeded"})
+    finally:
+        launcher.stop_all()
+
+
+def test_with_no_replica_a_create_is_refused_at_once_and_does_not_run(
+    group: SentinelGroup, tmp_path: Path
+) -> None:
+    launcher = Launcher(inferq_env(group, tmp_path), log_dir=tmp_path / "logs")
+    try:
+        load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
+        launcher.start_worker(["tests.runs"], concurrency=1)
+        replicas = [s for s in group.servers if s.port != group.master_port()]
+        for replica in replicas:
+            replica.stop(kill=True)
+        master = SentinelGroup.client(group.server_on(group.master_port() or 0))
+        group._wait(lambda: master.info("replication")["connected_slaves"] == 0, "the replicas gone")
+        with httpx.Client(base_url=load.base_url, headers=load.headers(), timeout=REQUEST_TIMEOUT) as http:
+            for _ in range(3):
+                load.create_async(http)  # a hang would be a TimeoutException here
+            assert load.answers == {503: 3}, load.answers
+            assert load.problems == [], load.problems  # each with Retry-After
+
+            for replica in replicas:
+                replica.start()
+                SentinelGroup.client(replica).replicaof("127.0.0.1", str(group.master_port()))
+            group._wait(lambda: master.info("replication")["connected_slaves"] == 2, "the replicas back")
+            load.create_async(http)
+            assert load.answers[201] == 1, load.answers
+            assert_each_ended_once(group, load, {"succeeded"})
+            accepted = load.accepted[0][2]
+            # The refused ones were taken back (their clients send them again), not left to run:
+            # failed saying why, or cancelled if a worker had claimed one (its claim unconfirmed too).
+            refused = [p["id"] for p in http.get("/v1/predictions").json()["items"] if p["id"] != accepted]
+            terminals = Terminals(group.url, MASTER)
+            terminals.expect(refused)
+            statuses = terminals.wait(timeout=60)
+            terminals.close()
+            assert len(refused) == 3 and set(statuses.values()) <= {"failed", "cancelled"}, statuses
+            for prediction_id, status in statuses.items():
+                if status == "failed":
+                    error = http.get(f"/v1/predictions/{prediction_id}").json()["error"]
+                    assert "INFERQ_REDIS_REPLICAS_ACK" in error["message"], error
+        runs = load.record.read_text().splitlines()
+        assert [line.split()[1] for line in runs] == [accepted] * 2  # its start and end: only it ran
+    finally:
+        launcher.stop_all()
+
+
+@contextmanager
+def running(load: Load, bodies: list[Callable[[httpx.Client], None]]) -> Iterator[None]:
+    """Runs each of ``bodies`` in a loop on a thread of its own for the duration of the block."""
+    threads = [threading.Thread(target=load.run, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        load.stop.set()
+        for thread in threads:
+            thread.join(90)
+
+
+def kill_the_master(group: SentinelGroup, load: Load, within: float = BACK_WITHIN) -> EmbeddedRedis:
+    """SIGKILLs the master the Sentinels name and returns once the API accepted a create sent after
+    it (within ``within`` seconds); returns the killed server."""
+    old_port = group.master_port()
+    assert old_port is not None
+    old_primary = group.server_on(old_port)
+    old_primary.stop(kill=True)
+    killed_at = time.monotonic()
+    deadline = killed_at + within + 5
+    while time.monotonic() < deadline and not any(sent > killed_at for sent, _, _ in load.accepted):
+        time.sleep(0.1)
+    back = sorted(at - killed_at for sent, at, _ in load.accepted if sent > killed_at)
+    assert back and back[0] < within, f"a create sent after the kill accepted after {back[:1]} s"
+    assert group.master_port() not in (None, old_port)
+    print(f"back after {back[0]:.2f} s; answers so far {dict(load.answers)}")
+    return old_primary
+
+
+def rejoin(group: SentinelGroup, server: EmbeddedRedis) -> SentinelGroup:
+    """Starts a killed master again and waits until the Sentinels made it a synced replica."""
+    server.start()
+    client = SentinelGroup.client(server)
+    group._wait(
+        lambda: client.info("replication").get("master_link_status") == "up", "the old master a replica", 30
+    )
+    return group
+
+
+def assert_each_ended_once(group: SentinelGroup, load: Load, allowed: set[str]) -> None:
+    """Every prediction answered ``201`` ended in exactly one terminal status (one of ``allowed``),
+    and none ran to the end twice."""
+    ids = [prediction_id for _, _, prediction_id in load.accepted]
+    terminals = Terminals(group.url, MASTER)
+    try:
+        terminals.expect(ids)
+        statuses = terminals.wait(timeout=120)
+        published = dict(terminals.published)
+    finally:
+        terminals.close()
+    ended = collections.Counter(statuses.values())
+    assert set(ended) <= allowed, ended
+    assert [p for p in ids if len(set(published.get(p, []))) > 1] == []
+    runs = collections.Counter(
+        prediction_id
+        for kind, prediction_id, _ in map(str.split, load.record.read_text().splitlines())
+        if kind == "done"
+    )
+    assert [pid for pid, done in runs.items() if done > 1] == []
 
 
 def _old_primary_rejoins_as_a_replica_nobody_writes_to(

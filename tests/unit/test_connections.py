@@ -9,6 +9,7 @@ import redis.sentinel
 from common.config import Settings
 from common.connections import (
     BlockingSentinelPool,
+    MasterConnection,
     ReplicasBehind,
     broker_settings,
     limiter_storage,
@@ -68,6 +69,7 @@ def test_a_sentinel_url_builds_a_bounded_pool_that_asks_the_sentinels() -> None:
     client = redis_client(sentinel_settings(sentinel_password="watchers", redis_max_connections=7))
     pool = client.connection_pool
     assert isinstance(pool, BlockingSentinelPool) and pool.max_connections == 7
+    assert pool.connection_class is MasterConnection  # asks the Sentinels again on each reconnect
     assert pool.service_name == "inferq"
     assert pool.connection_kwargs["password"] == "secret" and pool.connection_kwargs["db"] == 2
     sentinels = pool.sentinel_manager.sentinels
@@ -106,7 +108,8 @@ def test_a_sentinel_url_makes_limits_sentinel_storage() -> None:
 
 def test_sentinels_over_tls() -> None:
     settings = Settings.defaults(redis_url="sentinels://h1,h2/0", redis_master="m")
-    assert (
-        redis_client(settings).connection_pool.connection_class is redis.sentinel.SentinelManagedSSLConnection
+    connection_class = redis_client(settings).connection_pool.connection_class
+    assert issubclass(connection_class, MasterConnection) and issubclass(
+        connection_class, redis.SSLConnection
     )
     assert broker_settings(settings)["broker_use_ssl"]
