@@ -1,9 +1,10 @@
 """Image edits through the OpenAI-compatible endpoint: uploads and parameters in, images (or a stream) out.
 
 An edit is an image prediction whose input also names its uploads. The images
-are checked in full (``api.uploads``), then stored in the uploads storage under
-fresh names, and only those names go into the prediction's input: the images
-never travel in the Redis record or the Celery message. The uploads are swept
+are decoded and checked in full (``api.uploads``), then their pixels are stored
+in the uploads storage under fresh names, and only those names go into the
+prediction's input: the images never travel in the Redis record or the Celery
+message. The uploads are swept
 when the prediction's record expires (``INFERQ_RETENTION`` after it ends), or
 deleted at once when no prediction was stored for them.
 """
@@ -40,6 +41,13 @@ class EditRequest:
     images: list[uploads.Upload]
     mask: uploads.Upload | None
 
+    def __enter__(self) -> EditRequest:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Frees the uploads' pixels (stored by then, or refused)."""
+        uploads.close_all([*self.images, self.mask])
+
     def fingerprint(self, form: dict[str, Any]) -> dict[str, Any]:
         """What an ``Idempotency-Key`` fingerprints: the fields and the files' digests."""
         mask = self.mask.digest if self.mask else None
@@ -69,33 +77,50 @@ def _auto_size(version: ModelVersion, first: uploads.Upload) -> str | None:
 def prepare(
     services: Services, form: dict[str, Any], files: list[FileStorage], mask: FileStorage | None
 ) -> EditRequest:
-    """Validates the edit against the model version, the uploads and moderation.
+    """Validates the edit against the model version, the uploads and moderation; use the answer in a
+    ``with`` block, which frees the uploads' pixels.
 
     Raises:
         RequestValidationError, ModelNotFound, UnsupportedModel, InvalidImage, ModerationBlocked.
     """
     version = compat.resolve(services, form["model"] or services.settings.default_image_model, FLAG)
     checked, checked_mask = uploads.check_all(files, mask)
+    try:
+        request = _image_request(services, version, form, checked)
+    except BaseException:
+        uploads.close_all([*checked, checked_mask])
+        raise
+    return EditRequest(request, checked, checked_mask)
+
+
+def _image_request(
+    services: Services, version: ModelVersion, form: dict[str, Any], checked: list[uploads.Upload]
+) -> ImageRequest:
     size = form["size"]
     if size in (None, "auto"):
         size = _auto_size(version, checked[0])
     tokens = sum(input_image_tokens(image.width, image.height) for image in checked)
     request = images.build(services, version, {**form, "size": size}, kind=KIND, input_image_tokens=tokens)
     request.payload["input_fidelity"] = form["input_fidelity"] or "low"
-    return EditRequest(request, checked, checked_mask)
+    return request
 
 
 def _store(services: Services, edit: EditRequest) -> tuple[ImageRequest, list[str]]:
-    """Stores the uploads under fresh names; the request whose input names them, and the names."""
+    """Stores the uploads' pixels under fresh names; the request whose input names them, and the names."""
     prefix = f"upload-{uuid.uuid4().hex}"
-    names = [f"{prefix}-{index}.{image.extension}" for index, image in enumerate(edit.images)]
-    for name, image in zip(names, edit.images, strict=True):
-        services.uploads.put(name, image.data)
-    payload = {**edit.request.payload, "images": list(names), "mask": None}
+    files = {f"{prefix}-{index}.{uploads.EXTENSION}": image for index, image in enumerate(edit.images)}
+    mask = None
     if edit.mask is not None:
-        payload["mask"] = f"{prefix}-mask.png"
-        services.uploads.put(payload["mask"], edit.mask.data)
-        names.append(payload["mask"])
+        mask = f"{prefix}-mask.{uploads.EXTENSION}"
+        files[mask] = edit.mask
+    names = list(files)
+    try:
+        for name, upload in files.items():
+            services.uploads.put_stream(name, upload.pixels)
+    except BaseException:
+        _discard(services, names)
+        raise
+    payload = {**edit.request.payload, "images": names[: len(edit.images)], "mask": mask}
     return replace(edit.request, payload=payload), names
 
 

@@ -2,17 +2,25 @@
 
 Each image is opened by Pillow (PNG, WebP or JPEG only), its decoded size
 checked against ``MAX_PIXELS`` from the header alone, and then decoded in
-full, so a truncated or corrupt file is refused here and not in the worker. The
-original bytes are what get stored: the worker decodes them once more.
+full, so a truncated or corrupt file is refused here and not in the worker.
+What gets stored is what the decode gave: the 8-bit pixels (RGB, or RGBA for
+an image with alpha; a mask's alpha alone) as a NumPy array file, which the
+worker loads without decoding anything again. The pixels wait in memory, up to
+``PIXELS_IN_MEMORY`` an image and on a temporary file beyond, until they are
+stored; close them (``Upload.close``) once they are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import IO
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
 
@@ -28,23 +36,47 @@ MAX_PIXELS = 4096 * 4096
 """Most decoded pixels per image: a small file that inflates past this is a decompression bomb."""
 
 FORMATS = {"PNG": "png", "WEBP": "webp", "JPEG": "jpeg"}
-"""Pillow's format names of the accepted files, and the extension each is stored under."""
+"""Pillow's format names of the accepted files, and the name each is known by."""
+
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+"""Pillow's modes that carry an alpha channel (a palette's ``transparency`` is one too)."""
+
+PIXELS_IN_MEMORY = 8 * 1024 * 1024
+"""Bytes of one image's decoded pixels held in memory before they go to a temporary file: with
+``MAX_IMAGES`` images, an edit holds at most about as much as its body may be."""
+
+EXTENSION = "npy"
+"""The stored pixels' file extension (a NumPy array file: ``numpy.load`` reads it)."""
 
 
 @dataclass(frozen=True)
 class Upload:
-    """One checked image: its bytes as sent, and what they decode to."""
+    """One checked image: what it decoded to, and its pixels waiting to be stored.
 
-    data: bytes
-    extension: str
+    Attributes:
+        digest: SHA-256 of the bytes as sent (the idempotency fingerprint's share of the file).
+        format: ``png``, ``webp`` or ``jpeg``.
+        pixels: A NumPy array file of the 8-bit pixels, ``(h, w, 3)`` RGB or ``(h, w, 4)``
+            RGBA (a mask's: ``(h, w)``, its alpha), read from the start.
+    """
+
+    digest: str
+    format: str
     width: int
     height: int
     has_alpha: bool
+    pixels: IO[bytes]
 
-    @property
-    def digest(self) -> str:
-        """SHA-256 of the bytes (the idempotency fingerprint's share of the file)."""
-        return hashlib.sha256(self.data).hexdigest()
+    def close(self) -> None:
+        """Frees the pixels (their temporary file, if they spilled to one)."""
+        self.pixels.close()
+
+
+def close_all(uploads: Iterable[Upload | None]) -> None:
+    """Closes every upload given (``None`` is skipped)."""
+    for upload in uploads:
+        if upload is not None:
+            upload.close()
 
 
 def _read(field: str, file: FileStorage) -> bytes:
@@ -54,12 +86,31 @@ def _read(field: str, file: FileStorage) -> bytes:
     return data
 
 
-def check(field: str, file: FileStorage) -> Upload:
-    """Reads and fully decodes one uploaded image.
+def _pixels(image: Image.Image, has_alpha: bool, mask: bool) -> IO[bytes]:
+    """The decoded image's pixels as a NumPy array file (a mask's alpha alone)."""
+    if mask:
+        plane = image if image.mode in ("RGBA", "LA") else image.convert("RGBA")
+        plane = plane.getchannel("A")
+    else:
+        mode = "RGBA" if has_alpha else "RGB"
+        plane = image if image.mode == mode else image.convert(mode)
+    width, height = plane.size
+    channels = len(plane.getbands())
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    spool = tempfile.SpooledTemporaryFile(PIXELS_IN_MEMORY)
+    header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(spool, header)
+    spool.write(plane.tobytes())
+    spool.seek(0)
+    return spool
+
+
+def check(field: str, file: FileStorage, *, mask: bool = False) -> Upload:
+    """Reads and fully decodes one uploaded image (a ``mask`` must also be a PNG with alpha).
 
     Raises:
         InvalidImage: Not a PNG, WebP or JPEG, truncated or corrupt, over ``MAX_IMAGE_BYTES``
-            or ``MAX_PIXELS`` (400, naming ``field``).
+            or ``MAX_PIXELS``, or a mask that is not a PNG with alpha (400, naming ``field``).
     """
     data = _read(field, file)
     try:
@@ -72,20 +123,23 @@ def check(field: str, file: FileStorage) -> Upload:
                         f"The image is {width}x{height}: more than {MAX_PIXELS} pixels decoded", param=field
                     )
                 image.load()
-                fmt = str(image.format)
-                has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+                found = FORMATS[str(image.format)]
+                has_alpha = image.mode in ALPHA_MODES or "transparency" in image.info
+                if mask and (found != "png" or not has_alpha):
+                    raise InvalidImage("The mask must be a PNG with an alpha channel", param=field)
+                pixels = _pixels(image, has_alpha, mask)
     except InvalidImage:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InvalidImage(f"The file is not a PNG, WebP or JPEG image: {e}", param=field) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise InvalidImage(f"The image could not be decoded (truncated or corrupt): {e}", param=field) from e
-    return Upload(data, FORMATS[fmt], width, height, has_alpha)
+    return Upload(hashlib.sha256(data).hexdigest(), found, width, height, has_alpha, pixels)
 
 
 def check_all(images: list[FileStorage], mask: FileStorage | None) -> tuple[list[Upload], Upload | None]:
     """An edit's images and mask, checked: 1 to ``MAX_IMAGES`` images; the mask a PNG with alpha,
-    the size of the first image.
+    the size of the first image. Nothing is left open when one is refused.
 
     Raises:
         RequestValidationError: No image, or too many (422, naming ``image``).
@@ -97,17 +151,22 @@ def check_all(images: list[FileStorage], mask: FileStorage | None) -> tuple[list
         raise RequestValidationError.single(
             ["body", "image"], f"At most {MAX_IMAGES} images, not {len(images)}", "too_long"
         )
-    checked = [check("image", file) for file in images]
-    if mask is None:
-        return checked, None
-    found = check("mask", mask)
-    if found.extension != "png" or not found.has_alpha:
-        raise InvalidImage("The mask must be a PNG with an alpha channel", param="mask")
-    first = checked[0]
-    if (found.width, found.height) != (first.width, first.height):
-        raise InvalidImage(
-            f"The mask is {found.width}x{found.height}, the image {first.width}x{first.height}: "
-            "they must be the same size",
-            param="mask",
-        )
-    return checked, found
+    checked: list[Upload] = []
+    try:
+        for file in images:
+            checked.append(check("image", file))
+        if mask is None:
+            return checked, None
+        found = check("mask", mask, mask=True)
+        checked.append(found)
+        first = checked[0]
+        if (found.width, found.height) != (first.width, first.height):
+            raise InvalidImage(
+                f"The mask is {found.width}x{found.height}, the image {first.width}x{first.height}: "
+                "they must be the same size",
+                param="mask",
+            )
+    except BaseException:
+        close_all(checked)
+        raise
+    return checked[:-1], found

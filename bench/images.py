@@ -5,7 +5,7 @@ In one run, alternating in rounds: the p50 latency of generating one image of
 (``images.generate``, b64_json), and of editing one image of the same size
 with the same prompt (``images.edit``: the upload is one of the model's own
 PNGs, and a mask transparent over its middle quarter, so the API checks and
-decodes two files and the worker decodes both again). One API process, one
+decodes two files, stores their pixels, and the worker reads them). One API process, one
 worker process. Prints the ratio (goal: edit / generation <= 1.3: decoding the
 upload must not dominate).
 

@@ -4,7 +4,7 @@ An S3-compatible backend implements the same methods (``put``, ``put_stream``,
 ``get``, ``delete``, ``sweep``) against a bucket; nothing else in inferq touches files.
 
 Three namespaces under ``INFERQ_DATA_DIR``: ``files`` (images answered as links, swept
-``INFERQ_RETENTION`` after they were stored), ``uploads`` (the images of
+``INFERQ_RETENTION`` after they were stored), ``uploads`` (the decoded pixels of the images of
 ``/v1/images/edits``, read by the worker, swept when their prediction's record expires;
 the API and the workers must share it) and ``openai-files`` (the Files API's uploads
 and batch outputs, kept until they expire or are deleted; the API's alone).

@@ -71,11 +71,11 @@ def generate_images(body: dict[str, Any]) -> Any:
 def edit_images(form: dict[str, Any], files: dict[str, Any]) -> Any:
     """Edit one image (or several, the first edited), where a mask is transparent or everywhere."""
     found = services()
-    wanted = edits.prepare(found, form, [*files["image"], *files["images"]], files.get("mask"))
-    fingerprint = wanted.fingerprint(form)
-    key = idempotency.parse(request.headers.get(idempotency.HEADER), request.path, fingerprint)
-    if wanted.request.stream:
-        prediction_id, events = edits.stream(found, g.owner, wanted, key)
-        g.prediction_id = prediction_id
-        return event_stream(events)
-    return edits.edit(found, g.owner, wanted, request.host_url, key)
+    with edits.prepare(found, form, [*files["image"], *files["images"]], files.get("mask")) as wanted:
+        fingerprint = wanted.fingerprint(form)
+        key = idempotency.parse(request.headers.get(idempotency.HEADER), request.path, fingerprint)
+        if wanted.request.stream:
+            prediction_id, events = edits.stream(found, g.owner, wanted, key)
+            g.prediction_id = prediction_id
+            return event_stream(events)
+        return edits.edit(found, g.owner, wanted, request.host_url, key)

@@ -9,12 +9,12 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from common.errors import PredictionCancelled
 from tests.unit.fakes import FakeContext
 from tests.unit.pictures import decode
-from workers.adapters.edits import load_sources, mask_weight
+from workers.adapters.edits import FEATHER_FRACTION, load_sources, mask_weight
 from workers.adapters.sketch.adapter import SketchAdapter
 
 WIDTH, HEIGHT = 64, 64
@@ -55,6 +55,20 @@ def test_the_mask_weight_is_zero_where_kept_and_feathered_inside_the_edge() -> N
     assert np.all(weight[kept] == 0.0)
     assert weight[32, 24] == pytest.approx(1.0)
     assert 0.0 < weight[16, 24] < 1.0  # on the edge, inside the hole
+
+
+@pytest.mark.parametrize("hole", [(16, 48, 8, 40), (0, 20, 0, 64), (60, 64, 50, 64), (30, 31, 30, 31)])
+def test_the_feather_blurred_around_the_box_is_the_feather_of_the_whole_mask(
+    hole: tuple[int, int, int, int],
+) -> None:
+    top, bottom, left, right = hole
+    rgba = np.full((HEIGHT, WIDTH, 4), 255, np.uint8)
+    rgba[top:bottom, left:right, 3] = np.random.default_rng(2).integers(0, 255, (bottom - top, right - left))
+    alpha = Image.fromarray(rgba[..., 3])
+    blurred = np.asarray(alpha.filter(ImageFilter.BoxBlur(round(WIDTH * FEATHER_FRACTION))), np.float32)
+    scale = np.float32(1 / 255)
+    whole = (1.0 - rgba[..., 3].astype(np.float32) * scale) * (1.0 - blurred * scale)
+    assert np.array_equal(mask_weight(_png(rgba), WIDTH, HEIGHT), whole)
 
 
 def test_several_images_are_mixed_into_the_first_only_where_the_edit_goes() -> None:

@@ -218,7 +218,7 @@ class SketchAdapter(Adapter):
             if ctx.cancelled.is_set():
                 ctx.raise_if_cancelled()
             if step in points:
-                partial = self._encoded(self._edited(canvas, request, sources), request)
+                partial = self._encoded(canvas, request, sources)
                 ctx.emit(
                     {
                         "type": "partial_image",
@@ -227,23 +227,19 @@ class SketchAdapter(Adapter):
                         "b64_json": partial,
                     }
                 )
-        return self._encoded(self._edited(canvas, request, sources), request)
+        return self._encoded(canvas, request, sources)
 
     @staticmethod
-    def _edited(canvas: Canvas, request: SketchRequest, sources: EditSources | None) -> Canvas:
-        """The render laid over an edit's input (the render itself for a generation)."""
+    def _encoded(canvas: Canvas, request: SketchRequest, sources: EditSources | None) -> str:
+        """The render as a file, laid over an edit's input first (base64)."""
+        from workers.adapters.pixels import quantised
+        from workers.adapters.sketch.canvas import keeps_alpha, save
+
+        keep_alpha = keeps_alpha(canvas.transparent, request.output_format)
         if sources is None:
-            return canvas
-        from workers.adapters.sketch.canvas import Canvas
-
-        edited = Canvas(canvas.width, canvas.height, transparent=canvas.transparent)
-        strength = FIDELITY_STRENGTH[request.input_fidelity]
-        edited.color, edited.alpha = sources.composite(canvas.color, canvas.alpha, strength)
-        return edited
-
-    @staticmethod
-    def _encoded(canvas: Canvas, request: SketchRequest) -> str:
-        from workers.adapters.sketch.canvas import encode
-
-        data = encode(canvas, request.output_format, request.output_compression)
+            pixels = quantised(canvas.color, canvas.alpha, keep_alpha)
+        else:
+            strength = FIDELITY_STRENGTH[request.input_fidelity]
+            pixels = sources.composite(canvas.color, canvas.alpha, strength, keep_alpha)
+        data = save(pixels, request.output_format, request.output_compression)
         return base64.b64encode(data).decode("ascii")

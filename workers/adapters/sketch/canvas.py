@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
-Array = npt.NDArray[np.float32]
+from workers.adapters.pixels import Array, Pixels, quantised
+
 Box = tuple[slice, slice, Array, Array]
 
 
@@ -57,16 +57,23 @@ class Canvas:
         alpha += cover
 
 
+def keeps_alpha(transparent: bool, output_format: str) -> bool:
+    """Whether a file of ``output_format`` keeps a transparent picture's alpha (JPEG has none)."""
+    return transparent and output_format != "jpeg"
+
+
 def encode(canvas: Canvas, output_format: str, compression: int) -> bytes:
-    """The canvas as a PNG, JPEG or WebP file; ``compression`` 100 is the best quality, 0 the smallest."""
-    keep_alpha = canvas.transparent and output_format != "jpeg"
-    if keep_alpha:
-        straight = canvas.color / np.maximum(canvas.alpha, 1e-6)[..., None]
-        pixels = np.concatenate([straight, canvas.alpha[..., None]], axis=2)
-    else:  # opaque, or a transparent canvas flattened onto white for JPEG
-        pixels = canvas.color + (1.0 - canvas.alpha)[..., None]
-    data = np.clip(pixels * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
-    image = Image.fromarray(data)  # RGBA with four channels, else RGB
+    """The canvas as a PNG, JPEG or WebP file; ``compression`` 100 is the best quality, 0 the smallest.
+
+    A transparent canvas is flattened onto white for JPEG.
+    """
+    keep_alpha = keeps_alpha(canvas.transparent, output_format)
+    return save(quantised(canvas.color, canvas.alpha, keep_alpha), output_format, compression)
+
+
+def save(pixels: Pixels, output_format: str, compression: int) -> bytes:
+    """8-bit RGB or RGBA pixels as a PNG, JPEG or WebP file (see ``encode``)."""
+    image = Image.fromarray(pixels)  # RGBA with four channels, else RGB
     buffer = io.BytesIO()
     if output_format == "png":
         image.save(buffer, "PNG", compress_level=png_level(compression))
