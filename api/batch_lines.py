@@ -9,6 +9,7 @@ counted from 1 as OpenAI counts them); nothing runs.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,14 @@ class PredictionBodySchema(Schema):
     input = fields.Dict(keys=fields.String(), required=True)
 
 
+SCHEMAS: dict[str, Schema] = {
+    EMBEDDINGS: EmbeddingsRequestSchema(),
+    IMAGES: ImageGenerationSchema(),
+    PREDICTIONS: PredictionBodySchema(),
+}
+"""Each endpoint's body schema, built once: building one per line took longer than loading it."""
+
+
 def problem(code: str, message: str, line: int, param: str | None = None) -> dict[str, Any]:
     return {"code": code, "message": message, "param": param, "line": line}
 
@@ -75,8 +84,8 @@ def check(services: Services, endpoint: str, text: str) -> tuple[list[Planned], 
     """Every line of ``text`` checked; the valid ones planned, and the problems found."""
     planned: list[Planned] = []
     problems: list[dict[str, Any]] = []
+    counting: list[tuple[Line, embeddings.Resolved]] = []
     seen: set[str] = set()
-    checker = CHECKERS[endpoint]
     for number, raw in enumerate(text.split("\n"), start=1):  # as the upload's check counts lines
         raw = raw.removesuffix("\r")
         if not raw.strip():
@@ -93,21 +102,69 @@ def check(services: Services, endpoint: str, text: str) -> tuple[list[Planned], 
             problems.append(found)
             continue
         seen.add(request["custom_id"])
+        line = Line(request["custom_id"], number)
         try:
-            planned.append(checker(services, Line(request["custom_id"], number), request["body"]))
-        except ValidationError as e:
-            param, message = _first(e.normalized_messages())
-            problems.append(problem("invalid_body", message, number, f"body.{param}"))
-        except RequestValidationError as e:
-            first = e.details[0]
-            param = ".".join(str(part) for part in first["loc"])
-            problems.append(problem(str(first["type"]), str(first["msg"]), number, param))
-        except InferqError as e:
-            problems.append(
-                problem(e.code or "invalid_request", e.message, number, e.param and f"body.{e.param}")
-            )
+            if endpoint == EMBEDDINGS:
+                loaded = _load(SCHEMAS[EMBEDDINGS], request["body"])
+                counting.append((line, embeddings.resolve(services, loaded)))
+            else:
+                planned.append(CHECKERS[endpoint](services, line, request["body"]))
+        except (ValidationError, InferqError) as e:
+            problems.append(_problem_of(e, number))
+    if counting:
+        counted, more = _counted(counting)
+        planned += counted
+        problems = sorted([*problems, *more], key=lambda p: int(p["line"]))[:MAX_ERRORS]
     if not planned and not problems:
         problems.append(problem("empty_file", "The input file has no requests.", 0))
+    return planned, problems
+
+
+def _problem_of(e: ValidationError | InferqError, number: int) -> dict[str, Any]:
+    """The problem a line's body has, from what checking it raised."""
+    if isinstance(e, ValidationError):
+        param, message = _first(e.normalized_messages())
+        return problem("invalid_body", message, number, f"body.{param}")
+    if isinstance(e, RequestValidationError):
+        first = e.details[0]
+        param = ".".join(str(part) for part in first["loc"])
+        return problem(str(first["type"]), str(first["msg"]), number, param)
+    return problem(e.code or "invalid_request", e.message, number, e.param and f"body.{e.param}")
+
+
+def _counted(counting: list[tuple[Line, embeddings.Resolved]]) -> tuple[list[Planned], list[dict[str, Any]]]:
+    """The embedding lines checked against their models' token limits.
+
+    The texts of each model are counted in one call of its tokenizer (5,000 lines one by one
+    took most of a second of the create call); token-id lines, which need no tokenizer, line
+    by line, so a bad id is named in its own line.
+    """
+    counts: dict[int, list[int]] = {}
+    texts_of: dict[str, list[int]] = defaultdict(list)
+    for position, (_, request) in enumerate(counting):
+        if isinstance(request.inputs[0], str):
+            texts_of[request.version.ref.key].append(position)
+    for positions in texts_of.values():
+        requests = [counting[position][1] for position in positions]
+        first = requests[0]
+        try:
+            found = first.adapter_class.count_tokens(
+                first.version.options, [t for r in requests for t in r.inputs]
+            )
+        except InferqError:  # counted line by line below, each naming its own line
+            continue
+        start = 0
+        for position, request in zip(positions, requests, strict=True):
+            counts[position] = found[start : start + len(request.inputs)]
+            start += len(request.inputs)
+    planned, problems = [], []
+    for position, (line, request) in enumerate(counting):
+        try:
+            checked = embeddings.counted(request, counts.get(position) or request.count_tokens())
+        except InferqError as e:
+            problems.append(_problem_of(e, line.number))
+            continue
+        planned.append(_embedding_planned(line, checked))
     return planned, problems
 
 
@@ -146,8 +203,7 @@ def _load(schema: Schema, body: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def _embedding_line(services: Services, line: Line, body: dict[str, Any]) -> Planned:
-    request = embeddings.prepare(services, _load(EmbeddingsRequestSchema(), body))
+def _embedding_planned(line: Line, request: embeddings.EmbeddingRequest) -> Planned:
     items = len(request.payload["input"])
     extra = {"items": items, "tokens": request.tokens, "encoding_format": request.encoding_format}
     group = (request.version.ref.key, request.payload.get("dimensions"))
@@ -155,7 +211,7 @@ def _embedding_line(services: Services, line: Line, body: dict[str, Any]) -> Pla
 
 
 def _image_line(services: Services, line: Line, body: dict[str, Any]) -> Planned:
-    loaded = _load(ImageGenerationSchema(), body)
+    loaded = _load(SCHEMAS[IMAGES], body)
     if loaded["stream"]:
         raise RequestValidationError.single(["body", "stream"], "A batch line cannot stream.")
     request = images.prepare(services, loaded)
@@ -164,17 +220,17 @@ def _image_line(services: Services, line: Line, body: dict[str, Any]) -> Planned
 
 
 def _prediction_line(services: Services, line: Line, body: dict[str, Any]) -> Planned:
-    loaded = _load(PredictionBodySchema(), body)
+    loaded = _load(SCHEMAS[PREDICTIONS], body)
     version = services.catalog.resolve(loaded["model"])
     predictions.validate_input(version, loaded["input"])
     return Planned(line, version, loaded["input"])
 
 
 CHECKERS: dict[str, Callable[[Services, Line, dict[str, Any]], Planned]] = {
-    EMBEDDINGS: _embedding_line,
     IMAGES: _image_line,
     PREDICTIONS: _prediction_line,
 }
+"""How a line of each endpoint but embeddings is checked (embeddings: ``check`` and ``_counted``)."""
 
 
 def parts(endpoint: str, planned: list[Planned]) -> list[PartPlan]:

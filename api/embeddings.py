@@ -75,20 +75,40 @@ def normalise_input(value: Any) -> Inputs:
     return value
 
 
-def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
-    """Validates the request against the model version, counting tokens with its tokenizer.
+@dataclass(frozen=True)
+class Resolved:
+    """A request whose model and inputs are known good, its tokens not counted yet."""
 
-    The item count is checked first; a large count runs off the gevent loop (``api.offload``).
+    version: ModelVersion
+    adapter_class: Any
+    inputs: Inputs
+    body: dict[str, Any]
+
+    def count_tokens(self) -> list[int]:
+        """Each input's tokens, by the model's own tokenizer (see ``EmbeddingAdapter.count_tokens``)."""
+        counts: list[int] = self.adapter_class.count_tokens(self.version.options, self.inputs)
+        return counts
+
+
+def resolve(services: Services, body: dict[str, Any]) -> Resolved:
+    """The version that serves ``body`` and its inputs in one form.
 
     Raises:
         RequestValidationError, ModelNotFound, UnsupportedModel.
     """
     version = compat.resolve(services, body["model"], FLAG)
     inputs = normalise_input(body["input"])
-    adapter_class: Any = load_adapter_class(version.adapter)
+    return Resolved(version, load_adapter_class(version.adapter), inputs, body)
+
+
+def counted(request: Resolved, counts: list[int]) -> EmbeddingRequest:
+    """The request checked against its version's limits, given its inputs' token ``counts``.
+
+    Raises:
+        RequestValidationError: An input or the whole is too long, or ``dimensions`` unsupported.
+    """
+    version, adapter_class, body = request.version, request.adapter_class, request.body
     options = version.options
-    size = sum(len(item) for item in inputs)
-    counts: list[int] = offload.in_thread(size, lambda: adapter_class.count_tokens(options, inputs))
     limit = adapter_class.max_input_tokens(options)
     for index, count in enumerate(counts):
         if count > limit:
@@ -99,7 +119,7 @@ def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
     total = int(options.get("max_total_tokens", MAX_TOTAL_TOKENS))
     if sum(counts) > total:
         raise _invalid(f"the inputs have {sum(counts)} tokens in all; at most {total} per request")
-    payload: dict[str, Any] = {"input": inputs}
+    payload: dict[str, Any] = {"input": request.inputs}
     if body["dimensions"] is not None:
         native = adapter_class.native_dimensions(options)
         if not adapter_class.supports_dimensions(options):
@@ -108,6 +128,19 @@ def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
             raise _invalid(f"{version.ref.key} has {native} dimensions at most", ("body", "dimensions"))
         payload["dimensions"] = body["dimensions"]
     return EmbeddingRequest(version, payload, body["encoding_format"] or "float", sum(counts))
+
+
+def prepare(services: Services, body: dict[str, Any]) -> EmbeddingRequest:
+    """Validates the request against the model version, counting tokens with its tokenizer.
+
+    The item count is checked first; a large count runs off the gevent loop (``api.offload``).
+
+    Raises:
+        RequestValidationError, ModelNotFound, UnsupportedModel.
+    """
+    request = resolve(services, body)
+    size = sum(len(item) for item in request.inputs)
+    return counted(request, offload.in_thread(size, request.count_tokens))
 
 
 def decode(vector: str) -> list[float]:

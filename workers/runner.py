@@ -119,7 +119,7 @@ class Runner:
             logs.prediction_id.reset(context)
 
     def _run(self, hint: str, model_key: str) -> None:
-        with ExitStack() as stack:
+        with self.supervisor.telling_warden_together(), ExitStack() as stack:
             heard = stack.enter_context(self.supervisor.hearing([hint]))
             first = self._claim(hint, model_key)
             if first is None:
@@ -128,7 +128,8 @@ class Runner:
                 logs.prediction_id.set(first.prediction.id)
                 heard.set()  # its cancel was not listened for: the supervisor looks at once
             members = [first]
-            self._watch(stack, first, heard)
+            with self.supervisor.telling_warden_together():
+                self._watch(stack, first, heard)
             prepared = self._prepare(first.prediction.model.key, first)
             if prepared is not None:
                 version, adapter = prepared
@@ -245,8 +246,9 @@ class Runner:
             self._alone.discard(key)
         else:
             self._alone.add(key)
-        for member in others:
-            self._watch(stack, member, heard)
+        with self.supervisor.telling_warden_together():
+            for member in others:
+                self._watch(stack, member, heard)
         return others
 
     def _execute(self, adapter: Adapter, version: ModelVersion, members: list[Member]) -> None:
@@ -254,16 +256,18 @@ class Runner:
         if not ready:
             return
         begun = time.monotonic()
-        for member in ready:
-            member.timings = {"setup_time": begun - member.claimed_at, "predict_started_at": time.time()}
-            if member.watch is not None:
-                self.supervisor.in_adapter(member.watch, True)
+        with self.supervisor.telling_warden_together():
+            for member in ready:
+                member.timings = {"setup_time": begun - member.claimed_at, "predict_started_at": time.time()}
+                if member.watch is not None:
+                    self.supervisor.in_adapter(member.watch, True)
         try:
             results = self._predict(adapter, ready)
         finally:
-            for member in ready:
-                if member.watch is not None:
-                    self.supervisor.in_adapter(member.watch, False)
+            with self.supervisor.telling_warden_together():
+                for member in ready:
+                    if member.watch is not None:
+                        self.supervisor.in_adapter(member.watch, False)
         elapsed = time.monotonic() - begun
         batch = {"batch_size": len(ready), "batch_id": uuid.uuid4().hex[:12]} if len(ready) > 1 else {}
         for member, result in zip(ready, results, strict=True):

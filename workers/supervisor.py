@@ -155,6 +155,16 @@ class Supervisor:
         if self.warden is not None:
             self.warden.adapter(watch.prediction_id, inside)
 
+    @contextmanager
+    def telling_warden_together(self) -> Iterator[None]:
+        """What the block tells the warden (watches, ends, adapter marks) reaches it in one write,
+        at the block's end."""
+        if self.warden is None:
+            yield
+            return
+        with self.warden.together():
+            yield
+
     def _current(self) -> list[Watch]:
         with self._lock:
             return [w for w in self._watches.values() if not w.ended]

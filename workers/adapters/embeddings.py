@@ -296,7 +296,7 @@ class MiniLMAdapter(EmbeddingAdapter):
                 raise RequestValidationError.single(
                     ["body", "input", index], f"token ids of this model are 0..{top}", "value_error"
                 )
-        return [tokenizer.count(item) for item in inputs]
+        return tokenizer.counts(inputs)
 
     @classmethod
     def max_input_tokens(cls, options: Mapping[str, Any]) -> int:

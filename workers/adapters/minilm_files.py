@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,13 @@ class ModelTokenizer:
     def count(self, item: Item) -> int:
         """Ids the model would read before truncation, special tokens included."""
         return len(self.content(item)) + len(self.prefix) + len(self.suffix)
+
+    def counts(self, items: Sequence[Item]) -> list[int]:
+        """:meth:`count` of each item; texts are tokenized in one call (``encode_batch``)."""
+        texts = [item for item in items if isinstance(item, str)]
+        encoded = iter(self.tokenizer.encode_batch(texts, add_special_tokens=False) if texts else [])
+        special = len(self.prefix) + len(self.suffix)
+        return [len(next(encoded).ids if isinstance(item, str) else item) + special for item in items]
 
     def model_ids(self, item: Item) -> list[int]:
         """The ids the model reads: content truncated to fit ``max_length`` with the special tokens."""
