@@ -37,7 +37,13 @@ reached a replica: with ack ``0`` it is lost (or its ending is, and the
 prediction runs again once its lease lapses); with ack ``1`` those creates
 wait for a replica and are answered ``503`` instead.
 
-    python bench/failover.py [--acks 0 1] [--rounds 1] [--rate 30] [--lag 0.5] [--record]
+First, unless ``--overhead-requests 0``, what acknowledgements cost when nothing
+fails: ``bench/overhead.py``'s sync echo against raw Celery, on a plain Redis
+and on one with a replica and ack 1; the p50s and ratios are printed and added
+to the ``failover ack 1`` record.
+
+    python bench/failover.py [--acks 0 1] [--rounds 1] [--rate 30] [--lag 0.5]
+        [--overhead-requests 200] [--keep] [--record]
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ from pathlib import Path
 
 from client import Client
 from goals import goals_of
-from harness import API_KEY, ROOT, free_port
+from harness import API_KEY, ROOT, free_port, percentile
+from overhead import LEAN, RAW, measure
 from record import Run, add_record_option
 
 from common.config import Settings
@@ -332,6 +339,30 @@ def describe(figures: dict[str, float], lag: float) -> str:
     )
 
 
+def ack_cost(args: argparse.Namespace) -> dict[str, float]:
+    """What ``INFERQ_REDIS_REPLICAS_ACK=1`` costs a sync echo prediction: ``bench/overhead.py``'s
+    measure on a plain Redis, then on one with a replica and ack 1, each against raw Celery on its
+    own stack; prints and returns the p50s and ratios."""
+    p50s = {}
+    for ack in (0, 1):
+        sides = measure(args.overhead_requests, args.overhead_rounds, replicas_ack=ack)
+        p50s[ack] = (percentile(sides[LEAN], 0.5) * 1000, percentile(sides[RAW], 0.5) * 1000)
+    (plain, plain_raw), (acked, acked_raw) = p50s[0], p50s[1]
+    figures = {
+        "overhead p50 ratio, ack 0": plain / plain_raw,
+        "overhead p50 ratio, ack 1": acked / acked_raw,
+        "ack 1 p50 ms": acked,
+        "ack 0 p50 ms": plain,
+        "ack 1 ÷ ack 0 p50": acked / plain,
+    }
+    print(
+        f"replica acknowledgements: sync echo p50 {acked:.2f} ms with ack 1 against {plain:.2f} ms "
+        f"with ack 0 ({acked / plain:.2f}x); overhead ratio over raw Celery p50 "
+        f"{acked / acked_raw:.2f} with ack 1, {plain / plain_raw:.2f} with 0"
+    )
+    return figures
+
+
 def verdict(benchmark: str, figures: dict[str, float]) -> str:
     """``goal met (lost <= 0, run twice <= 0)``, which goals are missed, or that there is none."""
     goals = goals_of(benchmark)
@@ -364,16 +395,26 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep each round's directory (logs, runs.txt) and print where"
     )
+    parser.add_argument(
+        "--overhead-requests",
+        type=int,
+        default=200,
+        help="sync echo requests per round and side of the overhead measured with ack 0 and 1 (0: skip)",
+    )
+    parser.add_argument("--overhead-rounds", type=int, default=3)
     add_record_option(parser)
     args = parser.parse_args()
     if not 0 <= args.lag < DOWN_AFTER_MS / 1000:
         parser.error(f"--lag must be below the Sentinels' down-after, {DOWN_AFTER_MS / 1000:g} s")
     failed = False
+    cost = ack_cost(args) if args.overhead_requests else {}
     for ack in args.acks:
         options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "acks"}, ack=ack)
         benchmark = f"failover ack {ack}"
         recording = Run(benchmark, options, script=f"bench/failover.py --acks {ack}")
         figures = summary(ack, [one_round(ack, args) for _ in range(args.rounds)])
+        if ack:
+            figures |= cost
         said = verdict(benchmark, figures)
         print(f"{benchmark}: {describe(figures, args.lag)}: {said}")
         failed |= said.startswith("goal missed") or bool(figures["not back"])

@@ -35,6 +35,9 @@ from harness import (
 )
 from record import Run, add_record_option, baseline
 
+RAW, LEAN, OFFICIAL = "raw Celery delay().get()", "inferq, http.client", "inferq, wriftai client"
+"""The three sides, each timed on the same stack: the baseline, inferq lean, inferq via wriftai."""
+
 GOAL = goal("overhead", "p50 ratio").bound
 """The largest acceptable ratio of inferq's latency to raw Celery's (at p50 and p99)."""
 
@@ -73,19 +76,12 @@ def ratios(served: list[float], raw: list[float]) -> tuple[float, float]:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
-    parser.add_argument("--rounds", type=int, default=5)
-    add_raw_transport_option(parser)
-    add_replicas_ack_option(parser)
-    add_record_option(parser)
-    args = parser.parse_args()
-    name = "overhead" if args.raw_transport == "stock" else "overhead, raw on inferq transport"
-    recording = Run(name + (f", replicas ack {args.replicas_ack}" if args.replicas_ack else ""), args)
-    with stack({**raw_transport_env(args.raw_transport), **replicas_ack_env(args.replicas_ack)}) as s:
+def measure(
+    requests: int, rounds: int, raw_transport: str = "stock", replicas_ack: int = 0
+) -> dict[str, list[float]]:
+    """Latency samples (s) of each side, interleaved in ``rounds`` of ``requests`` calls a side, on a
+    stack of its own (with one replica when ``replicas_ack``)."""
+    with stack({**raw_transport_env(raw_transport), **replicas_ack_env(replicas_ack)}) as s:
         s.launcher.start(
             "raw-celery",
             [sys.executable, "-m", "celery", "-A", "raw_celery", "worker", "-c", "1", "-P", "prefork",
@@ -101,33 +97,49 @@ def main() -> int:
             noop.delay().get(timeout=60)
 
         sides: dict[str, tuple[Callable[[], None], list[float]]] = {
-            "raw Celery delay().get()": (raw_once, []),
-            "inferq, http.client": (lean_client(port), []),
-            "inferq, wriftai client": (wriftai_client(base), []),
+            RAW: (raw_once, []),
+            LEAN: (lean_client(port), []),
+            OFFICIAL: (wriftai_client(base), []),
         }
         for once, _ in sides.values():  # warm every path
             for _ in range(30):
                 once()
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for once, samples in sides.values():
-                for _ in range(args.requests):
+                for _ in range(requests):
                     started = time.perf_counter()
                     once()
                     samples.append(time.perf_counter() - started)
-        raw = sides["raw Celery delay().get()"][1]
-        for label, (_, samples) in sides.items():
-            print(f"{label:26} {describe(samples)}")
-        lean = ratios(sides["inferq, http.client"][1], raw)
-        official = ratios(sides["inferq, wriftai client"][1], raw)
-        print(f"ratio (http.client) p50 {lean[0]:.2f}, p99 {lean[1]:.2f}")
-        print(f"ratio (wriftai)     p50 {official[0]:.2f}, p99 {official[1]:.2f}")
-        verdict = "meets" if max(lean) <= GOAL else "misses"
-        print(
-            f"overhead: inferq/raw Celery ({args.raw_transport} transport) "
-            f"p50 {lean[0]:.2f}x, p99 {lean[1]:.2f}x over HTTP "
-            f"({verdict} the goal of <= {GOAL}); {official[0]:.2f}x/{official[1]:.2f}x via the wriftai client"
-        )
-    lean_samples = sides["inferq, http.client"][1]
+    return {label: samples for label, (_, samples) in sides.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=300, help="requests per round and side")
+    parser.add_argument("--rounds", type=int, default=5)
+    add_raw_transport_option(parser)
+    add_replicas_ack_option(parser)
+    add_record_option(parser)
+    args = parser.parse_args()
+    name = "overhead" if args.raw_transport == "stock" else "overhead, raw on inferq transport"
+    recording = Run(name + (f", replicas ack {args.replicas_ack}" if args.replicas_ack else ""), args)
+    sides = measure(args.requests, args.rounds, args.raw_transport, args.replicas_ack)
+    raw = sides[RAW]
+    for label, samples in sides.items():
+        print(f"{label:26} {describe(samples)}")
+    lean = ratios(sides[LEAN], raw)
+    official = ratios(sides[OFFICIAL], raw)
+    print(f"ratio (http.client) p50 {lean[0]:.2f}, p99 {lean[1]:.2f}")
+    print(f"ratio (wriftai)     p50 {official[0]:.2f}, p99 {official[1]:.2f}")
+    verdict = "meets" if max(lean) <= GOAL else "misses"
+    print(
+        f"overhead: inferq/raw Celery ({args.raw_transport} transport) "
+        f"p50 {lean[0]:.2f}x, p99 {lean[1]:.2f}x over HTTP "
+        f"({verdict} the goal of <= {GOAL}); {official[0]:.2f}x/{official[1]:.2f}x via the wriftai client"
+    )
+    lean_samples = sides[LEAN]
     recording.finish(
         {
             "p50 ratio": lean[0],

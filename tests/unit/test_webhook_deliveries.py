@@ -42,7 +42,8 @@ def test_a_delivery_is_logged_with_its_code_status_and_time(
     ]
     assert history.pending == 0 and history.next_attempt_at is None
     record_ttl = client.pttl(keys.prediction(pid))
-    assert 0 < client.pttl(keys.webhook_deliveries(pid)) <= record_ttl
+    # Set in the same step, but fakeredis's clock moves within a script: a millisecond or so apart.
+    assert 0 < client.pttl(keys.webhook_deliveries(pid)) <= record_ttl + 100
 
 
 def test_failures_are_numbered_until_the_delivery(
