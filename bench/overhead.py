@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib
 import json
 import os
 import sys
@@ -91,7 +92,10 @@ def measure(
         base = s.launcher.start_api("127.0.0.1", port)
         s.launcher.start_worker(["inferq.echo"])
         os.environ["INFERQ_REDIS_URL"] = s.env["INFERQ_REDIS_URL"]
-        from raw_celery import noop
+        import raw_celery
+
+        # Built from INFERQ_REDIS_URL at import: again for this stack (a second measure has another).
+        noop = importlib.reload(raw_celery).noop
 
         def raw_once() -> None:
             noop.delay().get(timeout=60)
