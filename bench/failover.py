@@ -65,8 +65,8 @@ from pathlib import Path
 
 from client import Client
 from goals import goals_of
-from harness import API_KEY, ROOT, free_port, percentile
-from overhead import LEAN, RAW, measure
+from harness import API_KEY, ROOT, free_port
+from overhead import ack_cost
 from record import Run, add_record_option
 
 from common.config import Settings
@@ -339,30 +339,6 @@ def describe(figures: dict[str, float], lag: float) -> str:
     )
 
 
-def ack_cost(args: argparse.Namespace) -> dict[str, float]:
-    """What ``INFERQ_REDIS_REPLICAS_ACK=1`` costs a sync echo prediction: ``bench/overhead.py``'s
-    measure on a plain Redis, then on one with a replica and ack 1, each against raw Celery on its
-    own stack; prints and returns the p50s and ratios."""
-    p50s = {}
-    for ack in (0, 1):
-        sides = measure(args.overhead_requests, args.overhead_rounds, replicas_ack=ack)
-        p50s[ack] = (percentile(sides[LEAN], 0.5) * 1000, percentile(sides[RAW], 0.5) * 1000)
-    (plain, plain_raw), (acked, acked_raw) = p50s[0], p50s[1]
-    figures = {
-        "overhead p50 ratio, ack 0": plain / plain_raw,
-        "overhead p50 ratio, ack 1": acked / acked_raw,
-        "ack 1 p50 ms": acked,
-        "ack 0 p50 ms": plain,
-        "ack 1 ÷ ack 0 p50": acked / plain,
-    }
-    print(
-        f"replica acknowledgements: sync echo p50 {acked:.2f} ms with ack 1 against {plain:.2f} ms "
-        f"with ack 0 ({acked / plain:.2f}x); overhead ratio over raw Celery p50 "
-        f"{acked / acked_raw:.2f} with ack 1, {plain / plain_raw:.2f} with 0"
-    )
-    return figures
-
-
 def verdict(benchmark: str, figures: dict[str, float]) -> str:
     """``goal met (lost <= 0, run twice <= 0)``, which goals are missed, or that there is none."""
     goals = goals_of(benchmark)
@@ -419,7 +395,7 @@ def main() -> int:
         finished.append((recording, figures))
     # After the failovers, never before: one run that measured it first (in this process) saw its
     # first round accept fewer creates and leave 101 never ended, which later runs did not repeat.
-    cost = ack_cost(args) if args.overhead_requests else {}
+    cost = ack_cost(args.overhead_requests, args.overhead_rounds) if args.overhead_requests else {}
     for recording, figures in finished:
         recording.finish(figures | (cost if recording.benchmark == "failover ack 1" else {}), None)
     return 1 if failed else 0

@@ -117,6 +117,30 @@ def measure(
     return {label: samples for label, (_, samples) in sides.items()}
 
 
+def ack_cost(requests: int, rounds: int) -> dict[str, float]:
+    """What ``INFERQ_REDIS_REPLICAS_ACK=1`` costs a sync echo prediction (for ``bench/failover.py``):
+    :func:`measure` on a plain Redis, then on one with a replica and ack 1, each against raw Celery
+    on its own stack; prints and returns the p50s and ratios."""
+    p50s = {}
+    for ack in (0, 1):
+        sides = measure(requests, rounds, replicas_ack=ack)
+        p50s[ack] = (percentile(sides[LEAN], 0.5) * 1000, percentile(sides[RAW], 0.5) * 1000)
+    (plain, plain_raw), (acked, acked_raw) = p50s[0], p50s[1]
+    figures = {
+        "overhead p50 ratio, ack 0": plain / plain_raw,
+        "overhead p50 ratio, ack 1": acked / acked_raw,
+        "ack 1 p50 ms": acked,
+        "ack 0 p50 ms": plain,
+        "ack 1 ÷ ack 0 p50": acked / plain,
+    }
+    print(
+        f"replica acknowledgements: sync echo p50 {acked:.2f} ms with ack 1 against {plain:.2f} ms "
+        f"with ack 0 ({acked / plain:.2f}x); overhead ratio over raw Celery p50 "
+        f"{acked / acked_raw:.2f} with ack 1, {plain / plain_raw:.2f} with 0"
+    )
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -182,14 +182,32 @@ def inferq_env(group: SentinelGroup, tmp_path: Path, failover: float = BACK_WITH
     )
 
 
+@contextmanager
+def inferq(
+    group: SentinelGroup,
+    tmp_path: Path,
+    *,
+    failover: float = BACK_WITHIN,
+    workers: int = 1,
+    queues: list[str] | None = None,
+    concurrency: int = 2,
+) -> Iterator[Load]:
+    """The API and ``workers`` workers on ``group`` (:func:`inferq_env`), stopped after the block;
+    yields the load that drives them."""
+    launcher = Launcher(inferq_env(group, tmp_path, failover), log_dir=tmp_path / "logs")
+    try:
+        load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
+        for _ in range(workers):
+            launcher.start_worker(queues or ["tests.runs"], concurrency=concurrency)
+        yield load
+    finally:
+        launcher.stop_all()
+
+
 def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(
     group: SentinelGroup, tmp_path: Path
 ) -> None:
-    launcher = Launcher(inferq_env(group, tmp_path), log_dir=tmp_path / "logs")
-    try:
-        load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
-        for _ in range(2):
-            launcher.start_worker(["tests.runs", "inferq.echo"], concurrency=2)
+    with inferq(group, tmp_path, workers=2, queues=["tests.runs", "inferq.echo"]) as load:
         bodies = [load.create_async, load.create_sync, load.create_and_cancel, load.follow_streams]
         with running(load, bodies):
             time.sleep(3)
@@ -202,8 +220,6 @@ def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(
         assert_each_ended_once(group, load, {"succeeded", "cancelled"})
 
         _old_primary_rejoins_as_a_replica_nobody_writes_to(group, old_primary, load)
-    finally:
-        launcher.stop_all()
 
 
 def test_two_failovers_in_a_row_with_a_sentinel_down(group: SentinelGroup, tmp_path: Path) -> None:
@@ -211,10 +227,7 @@ def test_two_failovers_in_a_row_with_a_sentinel_down(group: SentinelGroup, tmp_p
     # Two Sentinels left can split their votes, and then elect again after a random delay of up to
     # a failover-timeout: a failover may take that much longer.
     within = BACK_WITHIN + FAILOVER_TIMEOUT_MS / 1000
-    launcher = Launcher(inferq_env(group, tmp_path, within), log_dir=tmp_path / "logs")
-    try:
-        load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
-        launcher.start_worker(["tests.runs"], concurrency=2)
+    with inferq(group, tmp_path, failover=within) as load:
         with running(load, [load.create_async, load.create_sync]):
             time.sleep(2)
             first_at = time.monotonic()
@@ -227,17 +240,12 @@ def test_two_failovers_in_a_row_with_a_sentinel_down(group: SentinelGroup, tmp_p
 
         assert load.problems == [], load.problems
         assert_each_ended_once(group, load, {"succeeded"})
-    finally:
-        launcher.stop_all()
 
 
 def test_with_no_replica_a_create_is_refused_at_once_and_does_not_run(
     group: SentinelGroup, tmp_path: Path
 ) -> None:
-    launcher = Launcher(inferq_env(group, tmp_path), log_dir=tmp_path / "logs")
-    try:
-        load = Load(launcher.start_api("127.0.0.1", free_port()), tmp_path / "runs.txt")
-        launcher.start_worker(["tests.runs"], concurrency=1)
+    with inferq(group, tmp_path, concurrency=1) as load:
         replicas = [s for s in group.servers if s.port != group.master_port()]
         for replica in replicas:
             replica.stop(kill=True)
@@ -271,8 +279,6 @@ def test_with_no_replica_a_create_is_refused_at_once_and_does_not_run(
                     assert "INFERQ_REDIS_REPLICAS_ACK" in error["message"], error
         runs = load.record.read_text().splitlines()
         assert [line.split()[1] for line in runs] == [accepted] * 2  # its start and end: only it ran
-    finally:
-        launcher.stop_all()
 
 
 @contextmanager
