@@ -82,7 +82,14 @@ def sd_stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFacto
         yaml.safe_dump({"models": fixture["models"] + _tiny_models(pipeline)}), encoding="utf-8"
     )
     logs = tmp_path_factory.mktemp("sd-logs")
-    env = base_env(redis_server.url, tmp_path_factory.mktemp("sd-data"), INFERQ_MODELS=str(models))
+    # A real pipeline on a busy 2-core runner can take more than the suite's 4 s to a
+    # first partial image; no test here is about the deadline, so it is out of their way.
+    env = base_env(
+        redis_server.url,
+        tmp_path_factory.mktemp("sd-data"),
+        INFERQ_MODELS=str(models),
+        INFERQ_SYNC_TIMEOUT="60",
+    )
     launcher = Launcher(env, log_dir=logs)
     try:
         base_url = launcher.start_api("127.0.0.1", free_port(), name="sd-api")
