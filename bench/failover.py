@@ -37,12 +37,18 @@ reached a replica: with ack ``0`` it is lost (or its ending is, and the
 prediction runs again once its lease lapses); with ack ``1`` those creates
 wait for a replica and are answered ``503`` instead.
 
-First, unless ``--overhead-requests 0``, what acknowledgements cost when nothing
+``--fault pause`` freezes the primary (``SIGSTOP``) instead, until the
+Sentinels name another, and lets it run on (``SIGCONT``): woken, it calls
+itself master until they demote it (seconds later), and takes writes from
+whoever is still connected to it. With ack ``0`` and ``--lag``, what it took
+while alone is lost; with ack ``1`` none of it was accepted.
+
+After the failovers, unless ``--overhead-requests 0``, what acknowledgements cost when nothing
 fails: ``bench/overhead.py``'s sync echo against raw Celery, on a plain Redis
 and on one with a replica and ack 1; the p50s and ratios are printed and added
 to the ``failover ack 1`` record.
 
-    python bench/failover.py [--acks 0 1] [--rounds 1] [--rate 30] [--lag 0.5]
+    python bench/failover.py [--acks 0 1] [--rounds 1] [--rate 30] [--lag 0.5] [--fault pause]
         [--overhead-requests 200] [--keep] [--record]
 """
 
@@ -226,8 +232,12 @@ def fail_over(group: SentinelGroup, load: Load, args: argparse.Namespace) -> Fai
     alone_at = time.monotonic()
     try:
         time.sleep(args.lag)
-        group.server_on(old_port).stop(kill=True)
-        killed_at = time.monotonic()
+        if args.fault == "pause":  # the replicas resume once it is frozen: they cannot sync again
+            killed_at = time.monotonic()
+            group.replace_paused_master(paused=lambda: resume(frozen))
+        else:
+            group.server_on(old_port).stop(kill=True)
+            killed_at = time.monotonic()
     finally:
         resume(frozen)
     deadline = killed_at + BACK_WITHIN + 5
@@ -367,6 +377,12 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=60, help="seconds for accepted predictions to end")
     parser.add_argument(
         "--lag", type=float, default=0, help="seconds the primary runs without its replicas before the kill"
+    )
+    parser.add_argument(
+        "--fault",
+        choices=["kill", "pause"],
+        default="kill",
+        help="SIGKILL the primary, or SIGSTOP it until the Sentinels name another, then SIGCONT it",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep each round's directory (logs, runs.txt) and print where"

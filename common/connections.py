@@ -12,15 +12,28 @@ is now a slave")``) and the next one goes to the new master.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import ssl
+import threading
+import time
+import weakref
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from common.config import SentinelUrl, Settings
+
+logger = logging.getLogger(__name__)
 
 REFUSALS = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "LOADING")
 """Error codes with which a working Redis refuses a command for now: at ``maxmemory``, a replica
@@ -31,6 +44,9 @@ SOCKET_TIMEOUT = 5.0
 
 SENTINEL_TIMEOUT = 1.0
 """Seconds a question to one Sentinel may take before the next Sentinel is asked."""
+
+WATCH_INTERVAL = 1.0
+"""Seconds between two questions of a process's :class:`MasterWatch` to the Sentinels."""
 
 
 REPLICAS_ACK_TIMEOUT_MS = 1000
@@ -75,9 +91,92 @@ class MasterConnection(SentinelManagedConnection):
         if self._sock is None:
             self.host, self.port = self.connection_pool.get_master_address()
         super().connect_check_health(check_health, retry_socket_connect=False)
+        WATCH.add(self)
 
 
-class MasterSSLConnection(MasterConnection, redis.SSLConnection):
+class MasterWatch:
+    """Cuts this process's connections to a Redis the Sentinels no longer name master.
+
+    A master paused past the Sentinels' down-after (a frozen VM, a stalled
+    disk) is replaced while it sleeps. Woken, it still calls itself master, and
+    keeps every connection it had, until the Sentinels demote it: up to ~10 s
+    later, as they look at a former master's role only so often. Meanwhile a
+    worker's broker consumer blocked on it hears of no task, and a subscription
+    hears no news. Once every ``WATCH_INTERVAL`` seconds the watch asks the
+    Sentinels where the master is and shuts the socket of every
+    :class:`MasterConnection` to another server: its owner sees the connection
+    closed and reconnects through the Sentinels, as after any dropped connection.
+
+    One per process, started by the first connection made in it (a forked
+    process starts its own).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[MasterConnection] = weakref.WeakSet()
+        self._pid = 0
+
+    def add(self, connection: MasterConnection) -> None:
+        """Watches ``connection`` while it lives."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._connections = weakref.WeakSet()
+                threading.Thread(target=self._run, name="inferq-master-watch", daemon=True).start()
+            self._connections.add(connection)
+
+    def cut_stale(self) -> int:
+        """Shuts every watched connection to a server the Sentinels do not name master; returns how
+        many. A group whose Sentinels name none now (mid-failover, or none answers) is left alone."""
+        with self._lock:
+            connections = list(self._connections)
+        masters: dict[tuple[Any, ...], tuple[str, int] | None] = {}
+        cut = 0
+        for connection in connections:
+            sock = connection._sock
+            if sock is None:
+                continue
+            pool = connection.connection_pool
+            group = _sentinel_group(pool)
+            if group not in masters:
+                try:
+                    masters[group] = pool.sentinel_manager.discover_master(pool.service_name)
+                except redis.RedisError:
+                    masters[group] = None
+            master = masters[group]
+            if master is not None and (connection.host, int(connection.port)) != (master[0], int(master[1])):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    cut += 1
+                except OSError:
+                    pass  # closed by its owner meanwhile
+        if cut:
+            logger.warning("cut %d connection(s) to a Redis the Sentinels no longer name master", cut)
+        return cut
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(WATCH_INTERVAL)
+            try:
+                self.cut_stale()
+            except Exception:  # never let the watch die; the next turn looks again
+                logger.exception("watching the Sentinels' master failed")
+
+
+def _sentinel_group(pool: Any) -> tuple[Any, ...]:
+    """The master name and Sentinels of a pool: pools that share them share the answer."""
+    sentinels = tuple(
+        (s.connection_pool.connection_kwargs.get("host"), s.connection_pool.connection_kwargs.get("port"))
+        for s in pool.sentinel_manager.sentinels
+    )
+    return (pool.service_name, tuple(sorted(sentinels, key=str)))
+
+
+WATCH = MasterWatch()
+"""This process's watch over its :class:`MasterConnection`s."""
+
+
+class MasterSSLConnection(MasterConnection, SentinelManagedSSLConnection):
     """:class:`MasterConnection` over TLS."""
 
 
@@ -145,10 +244,15 @@ def follow_master(client: redis.Redis) -> None:
 
 def _sentinel_kwargs(settings: Settings, sentinels: SentinelUrl) -> dict[str, Any]:
     """How to talk to the Sentinels themselves: quickly (a dead one is skipped), with their own
-    password (never the Redis one), over TLS when the URL says ``sentinels://``."""
+    password (never the Redis one), over TLS when the URL says ``sentinels://``.
+
+    Without retries: the next Sentinel is the retry. redis-py's default (three, with
+    growing random pauses) spent ~4 s on each dead Sentinel before asking the next.
+    """
     return {
         "socket_timeout": SENTINEL_TIMEOUT,
         "socket_connect_timeout": SENTINEL_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
         "password": settings.sentinel_password,
         **({"ssl": True} if sentinels.tls else {}),
     }

@@ -23,9 +23,15 @@ PREDICT_TASK = "inferq.predict"
 
 REDIS_TRANSPORT = "common.queue.transport:Transport"
 """kombu's Redis transport with fewer client objects, for ``redis://`` brokers (``rediss://`` and
-``unix://`` keep kombu's own: given a transport class, kombu reads neither scheme correctly;
-``sentinel://`` keeps kombu's Sentinel transport, whose channel finds the master through the
-Sentinels, see ``common.connections.broker_settings``)."""
+``unix://`` keep kombu's own: given a transport class, kombu reads neither scheme correctly)."""
+
+SENTINEL_TRANSPORT = "common.queue.transport:SentinelTransport"
+"""The same over kombu's Sentinel transport, for ``sentinel://`` brokers: its connections find the
+master through the Sentinels, and leave one they no longer name (see
+``common.connections.broker_settings`` and ``MasterWatch``)."""
+
+TRANSPORTS = {"redis://": REDIS_TRANSPORT, "sentinel://": SENTINEL_TRANSPORT}
+"""The transport class of each broker URL scheme that has one of inferq's."""
 
 DELIVER_WEBHOOKS_TASK = "inferq.deliver_webhooks"
 """Name of the task that delivers a prediction's pending webhooks, in order: ``(prediction_id,)``."""
@@ -53,7 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     broker = broker_settings(settings)
     return {
         **broker,
-        **({"broker_transport": REDIS_TRANSPORT} if broker["broker_url"].startswith("redis://") else {}),
+        **_transport(broker["broker_url"]),
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": 16,
         "task_acks_late": True,
@@ -72,6 +78,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": settings.celery_events,
         "task_default_queue": "inferq.default",
     }
+
+
+def _transport(broker_url: str) -> dict[str, str]:
+    """``broker_transport``, for a broker URL whose scheme has one of inferq's transports."""
+    scheme = broker_url.split("://", 1)[0] + "://"
+    return {"broker_transport": TRANSPORTS[scheme]} if scheme in TRANSPORTS else {}
 
 
 def make_celery(settings: Settings, name: str = "inferq") -> Celery:

@@ -38,6 +38,8 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
+from common.connections import MasterConnection, MasterSSLConnection
+
 logger = logging.getLogger(__name__)
 
 
@@ -227,6 +229,15 @@ class Channel(kombu_redis.Channel):
                 loop.call_soon(loop.call_soon, qos.record, message, message.delivery_tag)
 
 
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """:class:`Channel` on the master the Sentinels name: its connections ask them again on every
+    reconnect, and are cut when the Sentinels name another (``common.connections.MasterWatch``),
+    so a consumer blocked on a master that was replaced while paused moves to the new one."""
+
+    connection_class = MasterConnection
+    connection_class_ssl = MasterSSLConnection  # type: ignore[assignment]  # kombu names its own, alike
+
+
 class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel`."""
 
@@ -237,3 +248,9 @@ class Transport(kombu_redis.Transport):
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         super().register_with_event_loop(connection, loop)
         self.event_loop = loop
+
+
+class SentinelTransport(Transport, kombu_redis.SentinelTransport):
+    """kombu's Redis Sentinel transport with :class:`SentinelChannel`."""
+
+    Channel = SentinelChannel

@@ -3,8 +3,11 @@ test (``tests/integration/test_sentinel.py``) and to measure (``bench/failover.p
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -56,7 +59,8 @@ class SentinelGroup:
         primary.start()
         for replica in replicas:
             replica.start()
-            self.client(replica).replicaof("127.0.0.1", str(primary.port))
+            with self.client(replica) as client:
+                client.replicaof("127.0.0.1", str(primary.port))
         for port in self.sentinel_ports:
             self.start_sentinel(port, primary.port)
         for replica in replicas:
@@ -91,7 +95,8 @@ class SentinelGroup:
             if port not in self._sentinels:
                 continue
             try:
-                host_port = self._sentinel(port).sentinel_get_master_addr_by_name(MASTER)
+                with self._sentinel(port) as sentinel:
+                    host_port = sentinel.sentinel_get_master_addr_by_name(MASTER)
             except redis.RedisError:
                 continue
             if host_port:
@@ -101,6 +106,26 @@ class SentinelGroup:
     def server_on(self, port: int) -> EmbeddedRedis:
         """The server listening on ``port``."""
         return next(server for server in self.servers if server.port == port)
+
+    def replace_paused_master(
+        self, within: float = BACK_WITHIN, paused: Callable[[], None] | None = None
+    ) -> int:
+        """Freezes the master the Sentinels name (``SIGSTOP``) until they name another (within
+        ``within`` seconds), then lets it run on; returns its port. Woken, it calls itself master
+        until the Sentinels demote it, seconds later. ``paused`` is called once it is frozen."""
+        old_port = self.master_port()
+        assert old_port is not None
+        old_master = self.client(self.server_on(old_port))
+        pid = int(old_master.info("server")["process_id"])
+        old_master.close()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            if paused is not None:
+                paused()
+            self._wait(lambda: self.master_port() not in (None, old_port), "another master", within)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        return old_port
 
     def stop(self) -> None:
         """Stops every process of the group."""
@@ -119,18 +144,19 @@ class SentinelGroup:
 
     @staticmethod
     def _synced(primary: EmbeddedRedis, replica: EmbeddedRedis) -> bool:
-        info = SentinelGroup.client(replica).info("replication")
+        with SentinelGroup.client(replica) as client:
+            info = client.info("replication")
         return bool(info.get("master_link_status") == "up")
 
     def _sentinels_see_replica(self) -> bool:
-        try:
-            return all(
-                self._sentinel(port).sentinel_slaves(MASTER)
-                and self._sentinel(port).sentinel_sentinels(MASTER)
-                for port in self.sentinel_ports
-            )
-        except redis.RedisError:
-            return False
+        for port in self.sentinel_ports:
+            with self._sentinel(port) as sentinel:
+                try:
+                    if not (sentinel.sentinel_slaves(MASTER) and sentinel.sentinel_sentinels(MASTER)):
+                        return False
+                except redis.RedisError:
+                    return False
+        return True
 
     @staticmethod
     def _wait(condition: object, what: str, timeout: float = START_TIMEOUT) -> None:

@@ -78,6 +78,8 @@ def test_a_sentinel_url_builds_a_bounded_pool_that_asks_the_sentinels() -> None:
         for s in sentinels
     ] == [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("10.0.0.3", 26380)]
     assert all(s.connection_pool.connection_kwargs["password"] == "watchers" for s in sentinels)
+    # A Sentinel that does not answer is skipped for the next one at once, not retried for seconds.
+    assert all(s.get_retry().get_retries() == 0 for s in sentinels)
 
 
 def test_a_sentinel_url_makes_kombus_sentinel_broker() -> None:
@@ -86,7 +88,8 @@ def test_a_sentinel_url_makes_kombus_sentinel_broker() -> None:
         "sentinel://:secret@10.0.0.1:26379/2;sentinel://:secret@10.0.0.2:26379/2;"
         "sentinel://:secret@10.0.0.3:26380/2"
     )
-    assert "broker_transport" not in config  # kombu's Sentinel transport, chosen by the scheme
+    # kombu's Sentinel transport, on connections that leave a master the Sentinels no longer name
+    assert config["broker_transport"] == "common.queue.transport:SentinelTransport"
     options = config["broker_transport_options"]
     assert options["master_name"] == "inferq" and options["sentinel_kwargs"]["password"] is None
     assert options["visibility_timeout"] == sentinel_settings().visibility_timeout
