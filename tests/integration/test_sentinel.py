@@ -4,7 +4,9 @@ The API and two workers find Redis through three Sentinels; a steady load of
 creates (sync and async), streams and cancels runs through the failover. With
 ``INFERQ_REDIS_REPLICAS_ACK=1`` every prediction answered ``201`` ends in
 exactly one terminal status and runs at most once; during the failover the API
-answers ``503`` with ``Retry-After``, never a ``500`` or a hang.
+answers ``503`` with ``Retry-After``, never a ``500`` or a hang. The same holds
+when the primary is frozen until it is replaced and then woken, calling itself
+master for seconds more: every client of inferq's leaves it at once.
 """
 
 from __future__ import annotations
