@@ -10,11 +10,11 @@ was lost writes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
-import traceback
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from common.storage import uploads_storage
 from common.store.predictions import Claim, ClaimOutcome, Ending, PredictionStore
 from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
+from workers.outcomes import Outcome, Recording, exception_error, external_error
 from workers.supervisor import Supervisor, Watch, run_time_exceeded
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,10 @@ DEFAULT_BATCH_WAIT_MS = 25.0
 DEFAULT_BATCH_GAP_MS = 3.0
 """Milliseconds without a new request that end a batch early, unless its options say ``batch_gap_ms``."""
 
-
-@dataclass
-class Outcome:
-    """How a prediction ended, before it is written."""
-
-    status: Status
-    output: Any = None
-    error: PredictionError | None = None
+FOLLOW_ON_SECONDS = 0.5
+"""How long a batching run that found company goes on to gather and run the next batches of its
+version itself before it hands back to Celery: each hand-back (the result to the pool's parent,
+its acknowledgement and its fetch of the next message, the next claim) idles the model's core."""
 
 
 @dataclass
@@ -70,18 +67,6 @@ class Member:
     watch: Watch | None = None
     outcome: Outcome | None = None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def external_error(message: str, detail: Any = None) -> PredictionError:
-    """An error the model or its input caused."""
-    return PredictionError(ErrorSource.EXTERNAL, message, detail)
-
-
-def exception_error(e: BaseException) -> PredictionError:
-    """The error recorded when an adapter raises: its message, type and traceback tail."""
-    frames = traceback.format_exception(type(e), e, e.__traceback__)
-    detail = {"type": type(e).__name__, "traceback": "".join(frames)[-4000:]}
-    return external_error(str(e) or type(e).__name__, detail)
 
 
 class Runner:
@@ -119,6 +104,7 @@ class Runner:
             logs.prediction_id.reset(context)
 
     def _run(self, hint: str, model_key: str) -> None:
+        batching: tuple[ModelVersion, BatchAdapter] | None = None
         with self.supervisor.telling_warden_together(), ExitStack() as stack:
             heard = stack.enter_context(self.supervisor.hearing([hint]))
             first = self._claim(hint, model_key)
@@ -135,8 +121,37 @@ class Runner:
                 version, adapter = prepared
                 if isinstance(adapter, BatchAdapter):
                     members += self._gather(stack, version, first)
+                    batching = version, adapter
                 self._execute(adapter, version, members)
-        self._record(members)
+        if batching is not None and len(members) > 1:
+            self._follow_on(*batching, Recording(functools.partial(self._record, members)))
+        else:
+            self._record(members)
+
+    def _follow_on(self, version: ModelVersion, adapter: BatchAdapter, recording: Recording) -> None:
+        """Runs further batches of ``version`` from its lane, for up to :data:`FOLLOW_ON_SECONDS`,
+        each gathered and run while the previous batch's outcomes are written (``recording``).
+
+        Only hinted predictions run here (those of the classes and keys the lane
+        holds, in its order), as they would in a gathered batch; the scheduler
+        picks again once this run hands back to Celery, within the bound. It
+        returns once every outcome is written.
+        """
+        until = time.monotonic() + FOLLOW_ON_SECONDS
+        try:
+            while time.monotonic() < until:
+                with self.supervisor.telling_warden_together(), ExitStack() as stack:
+                    members = self._gather(stack, version, None)
+                    if not members:
+                        return
+                    logs.prediction_id.set(members[0].prediction.id)
+                    self._execute(adapter, version, members)
+                recording.wait()
+                recording = Recording(functools.partial(self._record, members))
+                if len(members) == 1:  # no company: back to Celery, which has the rest of the queue
+                    return
+        finally:
+            recording.wait()
 
     def _claim(self, hint: str, model_key: str) -> Member | None:
         token = uuid.uuid4().hex
@@ -223,8 +238,9 @@ class Runner:
                             "could not preload %s; it will load on its first prediction", version.ref.key
                         )
 
-    def _gather(self, stack: ExitStack, version: ModelVersion, first: Member) -> list[Member]:
-        """Claims other queued predictions of ``version``, up to its batch size and wait.
+    def _gather(self, stack: ExitStack, version: ModelVersion, first: Member | None) -> list[Member]:
+        """Claims other queued predictions of ``version``, up to its batch size and wait (with no
+        ``first``, a whole batch of them).
 
         It waits for more only while the version has company: after a batch of
         one, the next takes just what is queued, so a lone client's requests do
@@ -238,13 +254,15 @@ class Runner:
         if size <= 1:
             return []
         key = version.ref.key
-        hints = self.store.lanes.take(version.ref, size - 1, 0.0 if key in self._alone else wait, gap)
-        hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
+        wanted = size if first is None else size - 1
+        hints = self.store.lanes.take(version.ref, wanted, 0.0 if key in self._alone else wait, gap)
+        if first is not None:
+            hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
         heard = stack.enter_context(self.supervisor.hearing([hint.prediction_id for hint in hints]))
         others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
         if others:
             self._alone.discard(key)
-        else:
+        elif first is not None:  # a follow-on batch that found nobody says nothing of company
             self._alone.add(key)
         with self.supervisor.telling_warden_together():
             for member in others:

@@ -114,8 +114,9 @@ class Scripts:
             follow_master(self._client)
             raise ReplicasBehind(int(replicas), self._ack)
 
-    def many(self, calls: Sequence[Call]) -> list[Any]:
-        """Runs several scripts in one round trip: a pipeline of ``EVALSHA``.
+    def many(self, calls: Sequence[Call], extra_keys: Sequence[str] = ()) -> list[Any]:
+        """Runs several scripts in one round trip: a pipeline of ``EVALSHA``, each given
+        ``extra_keys`` after the standard ones.
 
         (redis-py's own pipelined scripts would first ask ``SCRIPT EXISTS`` on
         every execute, a second round trip.) A call that finds its script gone
@@ -125,10 +126,10 @@ class Scripts:
         """
         if len(calls) == 1:
             script, prediction_id, args = calls[0]
-            return [self(script, prediction_id, *args)]
+            return [self(script, prediction_id, *args, extra_keys=extra_keys)]
         pipe = self._client.pipeline(transaction=False)
         for script, prediction_id, args in calls:
-            script_keys = self._keys(prediction_id, ())
+            script_keys = self._keys(prediction_id, extra_keys)
             pipe.evalsha(
                 self._scripts[script].sha, len(script_keys), *script_keys, *self._argv(prediction_id, args)
             )
@@ -141,7 +142,7 @@ class Scripts:
         for i, result in enumerate(results):
             if isinstance(result, NoScriptError):
                 script, prediction_id, args = calls[i]
-                results[i] = self(script, prediction_id, *args)
+                results[i] = self(script, prediction_id, *args, extra_keys=extra_keys)
             elif isinstance(result, Exception):
                 raise result
         return results

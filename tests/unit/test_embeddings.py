@@ -23,7 +23,14 @@ from common.catalog import load_adapter_class
 from common.errors import ConfigError, PredictionCancelled, RequestValidationError
 from tests.unit.fakes import FakeContext
 from workers.adapters import hashing
-from workers.adapters.embeddings import INPUT_SCHEMA, HashEmbedAdapter, MiniLMAdapter, unit
+from workers.adapters.embeddings import (
+    INPUT_SCHEMA,
+    ROWS_PER_PASS,
+    HashEmbedAdapter,
+    MiniLMAdapter,
+    passes,
+    unit,
+)
 from workers.adapters.minilm_files import model_files, model_tokenizer
 from workers.context import PredictionContext
 
@@ -302,6 +309,21 @@ def test_minilm_batch_of_five_equals_one_by_one(minilm: MiniLMAdapter) -> None:
             k: v for k, v in expected.items() if k != "data"
         }
         assert np.abs(vectors(got) - vectors(expected)).max() < 1e-6
+
+
+def test_passes_run_like_lengths_together_shortest_first() -> None:
+    assert passes([12, 3, 256, 10, 20, 21, 40]) == [[1], [3, 0, 4], [5, 6], [2]]
+    assert passes([]) == []
+    many = passes([5] * (ROWS_PER_PASS * 2 + 1))
+    assert [len(p) for p in many] == [ROWS_PER_PASS, ROWS_PER_PASS, 1]
+    assert sorted(i for p in many for i in p) == list(range(ROWS_PER_PASS * 2 + 1))
+
+
+def test_minilm_padded_to_a_longer_neighbour_equals_alone(minilm: MiniLMAdapter) -> None:
+    texts = ["A cat.", "A cat sat on the mat by the door.", "A cat sat on the mat by the door of the house."]
+    together = vectors(run(minilm, {"input": texts}))
+    alone = np.concatenate([vectors(run(minilm, {"input": [t]})) for t in texts])
+    assert np.abs(together - alone).max() < 1e-6
 
 
 def test_minilm_dimensions_truncate_and_renormalise(minilm: MiniLMAdapter) -> None:

@@ -11,6 +11,7 @@ from common.errors import IdempotencyKeyExpired, IdempotencyKeyReused, NotFound,
 from common.ids import new_prediction_id
 from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.store import keys
+from common.store.lanes import Hint
 from common.store.notifier import split_news
 from common.store.outbox import Outbox
 from common.store.predictions import (
@@ -154,6 +155,23 @@ def test_repeated_claim_with_the_same_token_is_no_new_attempt(
     assert claim.outcome is ClaimOutcome.CLAIMED
     assert claim.prediction is not None and claim.prediction.attempts == 1
     assert updates() == []
+
+
+def test_hinted_claims_take_the_free_ones_and_their_messages_only(
+    store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    free, busy, ended, other = new(store), new(store), new(store), new(store)
+    assert store.claim(busy.id, "t1", ready=True).outcome is ClaimOutcome.CLAIMED
+    assert store.claim(ended.id, "t2", ready=True).outcome is ClaimOutcome.CLAIMED
+    assert store.finish(ended.id, "t2", Status.SUCCEEDED, output="ok")
+    hints = [Hint(p.id, f"task {p.id}") for p in (free, busy, ended)]
+    ((prediction, token),) = store.claim_hinted(hints, QUEUE)
+    assert prediction == store.get(free.id) and prediction.status is Status.STARTED
+    assert client.hget(keys.prediction(free.id), "claim") == token
+    queued = client.lrange(keys.celery_queue(QUEUE), 0, -1)
+    assert queued == [f"task {other.id}", f"task {ended.id}", f"task {busy.id}"]  # the claimed one's is gone
+    assert store.claim_hinted([Hint(other.id, f"task {other.id}")], QUEUE)[0][0].id == other.id
+    assert client.lrange(keys.celery_queue(QUEUE), 0, -1) == [f"task {ended.id}", f"task {busy.id}"]
 
 
 def test_claim_missing_and_terminal(store: PredictionStore) -> None:

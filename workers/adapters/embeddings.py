@@ -17,14 +17,14 @@ relies on exactly:
 The API calls the class methods ``count_tokens``, ``max_input_tokens``,
 ``supports_dimensions`` and ``native_dimensions`` without ``setup()``: this
 module and those methods never import torch. A vector of an item is the
-same whether the item runs alone or in a batch, bit for bit.
+same whether the item runs alone or in a batch: bit for bit for hash-embed, within 1e-6
+for MiniLM (the rounding of matrix kernels chosen by shape, see ``WIDTH_SPREAD``).
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -81,12 +81,15 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 CHECK_EVERY = 256
 """Items hashed between two looks at cancellation."""
 
-PAD_MULTIPLE = 16
-"""MiniLM pads each sequence to a multiple of this and runs equal widths together.
+WIDTH_SPREAD = 2
+"""A MiniLM pass holds sequences whose longest is at most this many times its shortest.
 
-A sequence gets the same width whatever it is batched with, so its batched
-vector differs from its one-by-one vector only as far as the matrix kernels,
-chosen by row count, round differently: within 1e-6, never by padding.
+Passes run sequences sorted by length and padded to their own longest, as
+sentence-transformers' ``encode`` pads each of its batches, so a pass of like
+lengths wastes little work on padding; a much longer sequence starts a pass of
+its own rather than widening every row. Padding is masked out, so a vector does
+not depend on what it was batched with beyond the rounding of the matrix
+kernels (chosen by shape): within 1e-6.
 """
 
 ROWS_PER_PASS = 32
@@ -324,7 +327,7 @@ class MiniLMAdapter(EmbeddingAdapter):
         self.embed(["warm up"], lambda: False)
 
     def embed(self, items: Sequence[Item], stop: Stop) -> Vectors:
-        """Runs the transformer, mean pooling and normalisation on equal-width groups of sequences."""
+        """Runs the transformer, mean pooling and normalisation on passes of like lengths (:func:`passes`)."""
         import numpy as np
         import torch
 
@@ -332,26 +335,38 @@ class MiniLMAdapter(EmbeddingAdapter):
             raise AdapterError("MiniLMAdapter.setup() was not called")
         tokenizer = model_tokenizer()
         sequences = [tokenizer.model_ids(item) for item in items]
-        groups: dict[int, list[int]] = defaultdict(list)
-        for index, ids in enumerate(sequences):
-            width = min(-(-len(ids) // PAD_MULTIPLE) * PAD_MULTIPLE, tokenizer.max_length)
-            groups[width].append(index)
         vectors = np.zeros((len(items), self.native_dimensions(self.options)), dtype=np.float32)
         with torch.inference_mode():
-            for width, members in sorted(groups.items()):
-                for start in range(0, len(members), ROWS_PER_PASS):
-                    if stop():
-                        raise PredictionCancelled("asked to stop")
-                    chunk = members[start : start + ROWS_PER_PASS]
-                    input_ids = torch.full((len(chunk), width), tokenizer.pad_id, dtype=torch.long)
-                    mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                    for row, index in enumerate(chunk):
-                        input_ids[row, : len(sequences[index])] = torch.tensor(sequences[index])
-                        mask[row, : len(sequences[index])] = 1
-                    features = {
-                        "input_ids": input_ids,
-                        "attention_mask": mask,
-                        "token_type_ids": torch.zeros_like(input_ids),
-                    }
-                    vectors[chunk] = self._model(features)["sentence_embedding"].float().numpy()
+            for chunk in passes([len(ids) for ids in sequences]):
+                if stop():
+                    raise PredictionCancelled("asked to stop")
+                width = len(sequences[chunk[-1]])
+                input_ids = torch.full((len(chunk), width), tokenizer.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, index in enumerate(chunk):
+                    input_ids[row, : len(sequences[index])] = torch.tensor(sequences[index])
+                    mask[row, : len(sequences[index])] = 1
+                features = {
+                    "input_ids": input_ids,
+                    "attention_mask": mask,
+                    "token_type_ids": torch.zeros_like(input_ids),
+                }
+                vectors[chunk] = self._model(features)["sentence_embedding"].float().numpy()
         return vectors
+
+
+def passes(lengths: Sequence[int]) -> list[list[int]]:
+    """The positions of ``lengths`` grouped into forward passes: shortest first, at most
+    :data:`ROWS_PER_PASS` a pass, each pass's longest at most :data:`WIDTH_SPREAD` times its shortest."""
+    found: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        current = found[-1] if found else None
+        if (
+            current is None
+            or len(current) >= ROWS_PER_PASS
+            or lengths[index] > WIDTH_SPREAD * lengths[current[0]]
+        ):
+            found.append([index])
+        else:
+            current.append(index)
+    return found
