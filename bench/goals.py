@@ -75,6 +75,11 @@ BENCHMARKS = {
         "the same failover with `INFERQ_REDIS_REPLICAS_ACK=0`: accepted predictions lost, run twice"
         " (no goal: what a failover costs without acknowledgements)"
     ),
+    "failover ack 1 paused": (
+        "the primary frozen (`SIGSTOP`) until the Sentinels replace it, then woken, ack 1:"
+        " accepted predictions lost, run twice (no goal yet: a gap not closed, see the README)"
+    ),
+    "failover ack 0 paused": "the same with `INFERQ_REDIS_REPLICAS_ACK=0` (no goal)",
 }
 """What each benchmark measures, in the order of the report's table."""
 
@@ -103,7 +108,11 @@ GOALS = (
 )
 """Every goal: the report's table has a line a benchmark, its plot a panel a goal."""
 
-SHOWN = {"failover ack 0": ("lost", "run twice")}
+SHOWN = {
+    "failover ack 0": ("lost", "run twice"),
+    "failover ack 1 paused": ("lost", "run twice"),
+    "failover ack 0 paused": ("lost", "run twice"),
+}
 """The figures the report shows of a benchmark recorded without a goal: what it measures, not a promise."""
 
 
