@@ -202,7 +202,7 @@ def cut_replication(group: SentinelGroup, primary_port: int) -> list[int]:
     pids = []
     for server in group.servers:
         if server.port != primary_port:
-            pids.append(int(group.client(server).info("server")["process_id"]))
+            pids.append(group.pid(server))
             os.kill(pids[-1], signal.SIGSTOP)
     group.client(group.server_on(primary_port)).client_kill_filter(_type="replica")
     return pids

@@ -53,6 +53,10 @@ REPLICAS_ACK_TIMEOUT_MS = 1000
 """Milliseconds a write waits for ``INFERQ_REDIS_REPLICAS_ACK`` replicas (``WAIT``) before it is
 taken as unavailable: replicas on a working network answer within a few milliseconds."""
 
+SLOW_WRITE = 0.5
+"""Seconds past which an acknowledged write is confirmed with the Sentinels (:func:`confirm_master`):
+one that took longer may have waited on a master that was paused and replaced meanwhile."""
+
 
 class ReplicasBehind(redis.ConnectionError):
     """Fewer replicas than ``INFERQ_REDIS_REPLICAS_ACK`` confirmed a write in time.
@@ -70,6 +74,28 @@ class ReplicasBehind(redis.ConnectionError):
         super().__init__(f"only {acked} of {wanted} replica(s) confirmed the write")
         self.acked = acked
         self.wanted = wanted
+
+
+class MasterReplaced(ReplicasBehind):
+    """The server an acknowledged write went to is not the master the Sentinels name now.
+
+    A master paused past the Sentinels' down-after (a frozen VM) answers every
+    request that waited on it the moment it wakes, and a replica the Sentinels
+    have not yet pointed at the new master still acknowledges it (``WAIT``).
+    Then that replica resyncs from the new master and the write is gone, so it
+    does not count: like any :class:`ReplicasBehind`, a create is answered
+    ``503`` and an ending is retried, on the new master.
+    """
+
+    def __init__(self, server: tuple[str, int] | None, acked: int, wanted: int) -> None:
+        super().__init__(acked, wanted)
+        self.args = (f"the write went to {server}, which the Sentinels no longer name master",)
+        self.server = server
+
+
+_SENT = threading.local()
+"""Per thread: ``address``, the server of the last command this thread sent on a
+:class:`MasterConnection` (what :func:`confirm_master` asks about)."""
 
 
 class MasterConnection(SentinelManagedConnection):
@@ -92,6 +118,10 @@ class MasterConnection(SentinelManagedConnection):
             self.host, self.port = self.connection_pool.get_master_address()
         super().connect_check_health(check_health, retry_socket_connect=False)
         WATCH.add(self)
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        super().send_packed_command(command, check_health)
+        _SENT.address = (self.host, int(self.port))
 
 
 class MasterWatch:
@@ -240,6 +270,30 @@ def follow_master(client: redis.Redis) -> None:
             pool.get_master_address()
         except redis.RedisError:
             pass  # no Sentinel answers now: the next attempt asks again
+
+
+def confirm_master(client: redis.Redis, acked: int, wanted: int) -> None:
+    """Raises :class:`MasterReplaced` unless the server this thread last sent a command to is the
+    master the Sentinels name now (or no Sentinel answers); for a client that finds Redis through
+    them, after a write acknowledged by ``acked`` replicas of ``wanted`` that took over ``SLOW_WRITE``.
+
+    A write so slow may have waited out a pause in which its master was
+    replaced (:class:`MasterReplaced`); every connection to it is then cut at
+    once. Only slow writes ask: a fresh connection asks the Sentinels as it
+    opens, and :class:`MasterWatch` cuts old ones to a replaced master within
+    ``WATCH_INTERVAL`` (a fast write in that window is the gap left open).
+    """
+    pool = client.connection_pool
+    if not isinstance(pool, SentinelConnectionPool):
+        return
+    server = getattr(_SENT, "address", None)
+    try:
+        host, port = pool.sentinel_manager.discover_master(pool.service_name)
+    except redis.RedisError:
+        raise MasterReplaced(server, acked, wanted) from None  # unconfirmed does not count
+    if server != (host, int(port)):
+        WATCH.cut_stale()  # the retry must not find an idle connection to it in the pool
+        raise MasterReplaced(server, acked, wanted)
 
 
 def _sentinel_kwargs(settings: Settings, sentinels: SentinelUrl) -> dict[str, Any]:

@@ -8,6 +8,7 @@ news, close the event log, snapshot the webhook, count the metrics, free a turn)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -16,7 +17,13 @@ import redis
 from redis.exceptions import NoScriptError
 
 from common.config import Settings
-from common.connections import REPLICAS_ACK_TIMEOUT_MS, ReplicasBehind, follow_master
+from common.connections import (
+    REPLICAS_ACK_TIMEOUT_MS,
+    SLOW_WRITE,
+    ReplicasBehind,
+    confirm_master,
+    follow_master,
+)
 from common.store import keys
 from common.store.stats import BUCKETS
 
@@ -101,18 +108,23 @@ class Scripts:
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(*command)
         pipe.execute_command("WAIT", self._ack, REPLICAS_ACK_TIMEOUT_MS)
+        sent = time.monotonic()
         result, replicas = pipe.execute(raise_on_error=False)
         if isinstance(result, Exception):
             raise result
-        self._check_replicas(replicas)
+        self._check_replicas(replicas, sent)
         return result
 
-    def _check_replicas(self, replicas: Any) -> None:
+    def _check_replicas(self, replicas: Any, sent: float) -> None:
+        """Raises :class:`ReplicasBehind` unless the write sent at ``sent`` (monotonic) counts:
+        enough replicas have it and, when it took over ``SLOW_WRITE``, its server is still master."""
         if isinstance(replicas, Exception):
             raise replicas
         if int(replicas) < self._ack:
             follow_master(self._client)
             raise ReplicasBehind(int(replicas), self._ack)
+        if time.monotonic() - sent > SLOW_WRITE:
+            confirm_master(self._client, int(replicas), self._ack)
 
     def many(self, calls: Sequence[Call], extra_keys: Sequence[str] = ()) -> list[Any]:
         """Runs several scripts in one round trip: a pipeline of ``EVALSHA``, each given
@@ -136,9 +148,10 @@ class Scripts:
         acked = bool(self._ack) and any(script in ACKED for script, _, _ in calls)
         if acked:
             pipe.execute_command("WAIT", self._ack, REPLICAS_ACK_TIMEOUT_MS)
+        sent = time.monotonic()
         results: list[Any] = pipe.execute(raise_on_error=False)
         if acked:
-            self._check_replicas(results.pop())
+            self._check_replicas(results.pop(), sent)
         for i, result in enumerate(results):
             if isinstance(result, NoScriptError):
                 script, prediction_id, args = calls[i]

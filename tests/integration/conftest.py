@@ -18,6 +18,7 @@ from common.processes.launcher import Launcher
 from common.store import keys
 from common.store.notifier import split_news
 from tests.conftest import KEYS, base_env
+from tests.integration.sentinels import SentinelGroup
 from tests.integration.terminals import Terminals
 
 
@@ -136,6 +137,16 @@ def pool_children(pid: int) -> list[int]:
     """The pids of a process's children (a Celery worker's pool processes)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in children]
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A primary, two replicas and three Sentinels of this test's own."""
+    found = SentinelGroup(tmp_path / "ha").start()
+    try:
+        yield found
+    finally:
+        found.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -115,17 +116,34 @@ class SentinelGroup:
         until the Sentinels demote it, seconds later. ``paused`` is called once it is frozen."""
         old_port = self.master_port()
         assert old_port is not None
-        old_master = self.client(self.server_on(old_port))
-        pid = int(old_master.info("server")["process_id"])
-        old_master.close()
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with self.paused(self.server_on(old_port)):
             if paused is not None:
                 paused()
             self._wait(lambda: self.master_port() not in (None, old_port), "another master", within)
+        return old_port
+
+    @contextmanager
+    def paused(self, server: EmbeddedRedis) -> Iterator[None]:
+        """``server`` frozen (``SIGSTOP``) while the block runs, then let run on (``SIGCONT``)."""
+        pid = self.pid(server)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
         finally:
             os.kill(pid, signal.SIGCONT)
-        return old_port
+
+    def pid(self, server: EmbeddedRedis) -> int:
+        """The process id of ``server``."""
+        with self.client(server) as client:
+            return int(client.info("server")["process_id"])
+
+    def name_master(self, server: EmbeddedRedis) -> None:
+        """Has every Sentinel monitor ``server`` as the master from now on, as a failover to it
+        would, while the master they named goes on (with its replicas) unaware."""
+        for port in self.sentinel_ports:
+            with self._sentinel(port) as sentinel:
+                sentinel.sentinel_remove(MASTER)
+                sentinel.sentinel_monitor(MASTER, "127.0.0.1", server.port, 2)
 
     def stop(self) -> None:
         """Stops every process of the group."""
