@@ -31,7 +31,8 @@ from redis.sentinel import (
     SentinelManagedSSLConnection,
 )
 
-from common.config import SentinelUrl, Settings
+from common.config import Settings
+from common.config.sentinel_url import SentinelUrl
 
 logger = logging.getLogger(__name__)
 

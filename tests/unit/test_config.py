@@ -8,11 +8,11 @@ import pytest
 from common.config import (
     DEFAULT_MODELS_PATH,
     DEFAULT_WAIT,
-    SentinelUrl,
     Settings,
     describe_settings,
-    parse_api_keys,
 )
+from common.config.sentinel_url import SentinelUrl
+from common.config.values import api_keys
 from common.errors import ConfigError
 
 
@@ -147,7 +147,7 @@ def test_required_redis_url() -> None:
 
 def test_parse_api_keys_maps_keys_to_owners() -> None:
     raw = " alice:sk-1 ,bob.x:sk-2,,carol_3:sk:with:colons "
-    assert parse_api_keys(raw) == {"sk-1": "alice", "sk-2": "bob.x", "sk:with:colons": "carol_3"}
+    assert api_keys(raw) == {"sk-1": "alice", "sk-2": "bob.x", "sk:with:colons": "carol_3"}
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_parse_api_keys_maps_keys_to_owners() -> None:
 )
 def test_parse_api_keys_rejects(raw: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_api_keys(raw)
+        api_keys(raw)
 
 
 def test_bad_api_keys_error_does_not_reveal_keys() -> None:
@@ -175,7 +175,7 @@ def test_bad_api_keys_error_does_not_reveal_keys() -> None:
 
 def test_owner_with_trailing_newline_is_rejected() -> None:
     with pytest.raises(ValueError, match="owner"):
-        parse_api_keys("alice\n:sk-1")
+        api_keys("alice\n:sk-1")
 
 
 def test_a_sentinel_url_needs_the_master_name() -> None:

@@ -13,8 +13,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOP_OF_COMMON = {path.stem for path in (ROOT / "common").glob("*.py")} - {"__init__"}
-"""The shared vocabulary at the top of ``common``."""
+LAYERS_OF_COMMON = {"store", "queue", "processes"}
+"""The packages below the shared vocabulary, by concern."""
+
+TOP_OF_COMMON = {
+    path.stem
+    for path in (ROOT / "common").iterdir()
+    if (path.suffix == ".py" and path.stem != "__init__")
+    or ((path / "__init__.py").is_file() and path.name not in LAYERS_OF_COMMON)
+}
+"""The shared vocabulary at the top of ``common``: its modules and its packages of one noun (settings
+in ``config/``), everything but the layers."""
+
+
+def vocabulary_files(name: str) -> list[Path]:
+    """The files of one name at the top of ``common``: a module, or every module of a package."""
+    path = ROOT / "common" / name
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
 
 
 def imports_of(path: Path) -> set[str]:
@@ -61,9 +76,9 @@ def test_a_layer_never_imports_the_ones_above_it(folder: str, forbidden: tuple[s
 
 
 def test_the_shared_vocabulary_imports_nothing_below_it() -> None:
-    below = ("common.store", "common.queue", "common.processes")
+    below = tuple(f"common.{layer}" for layer in LAYERS_OF_COMMON)
     found = {
-        name: sorted(i for i in imports_of(ROOT / "common" / f"{name}.py") if i.startswith(below))
+        name: sorted(i for path in vocabulary_files(name) for i in imports_of(path) if i.startswith(below))
         for name in TOP_OF_COMMON
     }
     assert {name: bad for name, bad in found.items() if bad} == {}
