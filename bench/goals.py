@@ -77,7 +77,7 @@ BENCHMARKS = {
     ),
     "failover ack 1 paused": (
         "the primary frozen (`SIGSTOP`) until the Sentinels replace it, then woken, ack 1:"
-        " accepted predictions lost, run twice (no goal yet: a gap not closed, see the README)"
+        " accepted predictions lost, run twice"
     ),
     "failover ack 0 paused": "the same with `INFERQ_REDIS_REPLICAS_ACK=0` (no goal)",
 }
@@ -105,12 +105,13 @@ GOALS = (
     Goal("batch hash-embed", "ratio", "", 5, False),
     Goal("failover ack 1", "lost", "lost", 0, True),
     Goal("failover ack 1", "run twice", "run twice", 0, True),
+    Goal("failover ack 1 paused", "lost", "lost", 0, True),
+    Goal("failover ack 1 paused", "run twice", "run twice", 0, True),
 )
 """Every goal: the report's table has a line a benchmark, its plot a panel a goal."""
 
 SHOWN = {
     "failover ack 0": ("lost", "run twice"),
-    "failover ack 1 paused": ("lost", "run twice"),
     "failover ack 0 paused": ("lost", "run twice"),
 }
 """The figures the report shows of a benchmark recorded without a goal: what it measures, not a promise."""
