@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from api import batches, compat, embeddings, images
+from api import batches, compat, embeddings, images, predictions
 from api.batch_lines import EMBEDDINGS, IMAGES
 from api.services import Services
 from common.records import Prediction, Status
@@ -106,8 +106,10 @@ class BatchFinisher:
                     batch.owner, f"{batch.id}_{suffix}.jsonl", "batch_output", data, expires_after=expiry
                 )
                 values[name] = file.id
-        store.move(batch.id, [BatchStatus.FINALIZING], final, **values)
+        store.move(batch.id, [BatchStatus.FINALIZING], final, **values)  # its webhook queued too
         store.closed(batch.id)
+        if batch.fields.get("webhook"):
+            predictions.hand_off_webhook(self.services, batch.id)
         logger.info("batch %s %s: %d lines out, %d errors", batch.id, final, len(outputs), len(errors))
 
     def lines(self, batch: Batch, why: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:

@@ -11,12 +11,12 @@ import logging
 import time
 from typing import Any
 
-from api import batch_lines, offload
+from api import batch_lines, offload, predictions
 from api.services import Services
 from common.errors import InvalidRequest, TooManyPending
 from common.ids import new_prediction_id
 from common.records import Prediction, Priority, Status
-from common.store.batches import TIMESTAMPS, Batch, BatchStatus, Part, new_batch_id
+from common.store.batches import Batch, BatchStatus, Part, new_batch_id
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
         InvalidRequest: The file is not a batch input, or not UTF-8 (400).
         TooManyPending: The batch has more parts than ``INFERQ_MAX_PENDING_PER_KEY`` allows (429).
     """
+    webhook = body.get("webhook")
+    if webhook:
+        predictions.check_webhook(services, webhook)
     input_file = services.files.get_owned(body["input_file_id"], owner)
     if input_file.purpose != "batch":
         raise InvalidRequest(
@@ -65,6 +68,7 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
             "metadata": body["metadata"],
             "output_expires_after": body["output_expires_after"],
             "base_url": base_url,
+            **({"webhook": webhook} if webhook else {}),
         },
     )
     if problems:
@@ -72,6 +76,8 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
         batch.times["failed_at"] = now
         batch.fields["errors"] = {"object": "list", "data": problems}
         services.batches.add(batch, [], due=now)
+        if webhook:
+            predictions.hand_off_webhook(services, batch.id)
         return batch
     plans = batch_lines.parts(endpoint, planned)
     most = services.settings.max_pending_per_key
@@ -129,6 +135,8 @@ def fail_unqueued(services: Services, batch: Batch, parts: list[Part]) -> None:
         errors=errors,
     )
     services.batches.closed(batch.id)
+    if batch.fields.get("webhook"):
+        predictions.hand_off_webhook(services, batch.id)
 
 
 def cancel(services: Services, owner: str, batch_id: str) -> Batch:
@@ -174,20 +182,4 @@ def page(services: Services, owner: str, after: str | None, limit: int) -> dict[
 
 def render(batch: Batch) -> dict[str, Any]:
     """The OpenAI batch object."""
-    fields = batch.fields
-    return {
-        "id": batch.id,
-        "object": "batch",
-        "endpoint": batch.endpoint,
-        "model": fields.get("model"),
-        "errors": fields.get("errors"),
-        "input_file_id": batch.input_file_id,
-        "completion_window": fields.get("completion_window", "24h"),
-        "status": batch.status.value,
-        "output_file_id": fields.get("output_file_id"),
-        "error_file_id": fields.get("error_file_id"),
-        **{name: batch.times.get(name) for name in TIMESTAMPS},
-        "request_counts": {"total": batch.total, "completed": batch.completed, "failed": batch.failed},
-        "metadata": fields.get("metadata"),
-        "usage": fields.get("usage"),
-    }
+    return batch.to_object()

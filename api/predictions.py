@@ -133,10 +133,7 @@ def create(
     """
     webhook = body.get("webhook")
     if webhook:
-        try:
-            check_url(webhook["url"], allow_private=services.settings.webhook_allow_private)
-        except WebhookRefused as e:
-            raise RequestValidationError.single(["body", "webhook", "url"], e.message, "url_refused") from e
+        check_webhook(services, webhook)
     priority = priority_of(body, wait)
     prediction = build(
         owner, version, body["input"], webhook=webhook, stream=body["stream"], priority=priority
@@ -145,7 +142,7 @@ def create(
         stored = submit(services, prediction, version, idempotency)
         if stored.id == prediction.id:
             if webhook:
-                _hand_off_webhook(services, prediction.id)
+                hand_off_webhook(services, prediction.id)
             return wait_despite_faults(services, watcher, prediction, wait) if wait else prediction
     logs.prediction_id.set(stored.id)
     if not wait or stored.status.is_terminal:
@@ -155,11 +152,23 @@ def create(
         return wait_despite_faults(services, watcher, current, wait)
 
 
-def _hand_off_webhook(services: Services, prediction_id: str) -> None:
-    """Asks a worker to deliver the new prediction's first webhook now; if that fails, recovery
-    sends it (the create script made it due)."""
+def check_webhook(services: Services, webhook: dict[str, Any]) -> None:
+    """Refuses a webhook whose address may not be posted to (a private one, unless allowed).
+
+    Raises:
+        RequestValidationError: Naming ``body.webhook.url`` (422).
+    """
     try:
-        services.messages.send_webhook_delivery(prediction_id)
+        check_url(webhook["url"], allow_private=services.settings.webhook_allow_private)
+    except WebhookRefused as e:
+        raise RequestValidationError.single(["body", "webhook", "url"], e.message, "url_refused") from e
+
+
+def hand_off_webhook(services: Services, subject_id: str) -> None:
+    """Asks a worker to deliver the webhook of a prediction (or batch) now; if that fails, recovery
+    sends it (the write that queued the webhook made it due)."""
+    try:
+        services.messages.send_webhook_delivery(subject_id)
     except Exception:  # accepted work: whatever failed here, the answer is the prediction
         logger.warning("webhook hand-off failed; recovery will deliver it", exc_info=True)
 

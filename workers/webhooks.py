@@ -1,4 +1,5 @@
-"""Delivering webhooks: every status change of a prediction, POSTed in order, signed, retried.
+"""Delivering webhooks: every status change of a prediction, POSTed in order, signed, retried; and
+the end of a batch that has one, the same way.
 
 One task at a time holds a prediction's outbox (a lock), takes its first
 snapshot, renders it exactly as ``GET /v1/predictions/{id}`` would have then,
@@ -19,6 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import redis
@@ -26,6 +29,7 @@ from redis.lock import Lock
 
 from common.config import Settings
 from common.records import Prediction
+from common.store.batches import BatchStore
 from common.store.outbox import Attempt, Outbox, Snapshot
 from common.webhooks import SIGNATURE_HEADER, WebhookRefused, check_url, signature
 from common.wire import render
@@ -42,13 +46,23 @@ def backoff(attempts: int) -> float:
     return float(min(MAX_BACKOFF, 2 ** (attempts - 1)))
 
 
+@dataclass(frozen=True)
+class Post:
+    """What delivering one snapshot posts: the status it tells of, the webhook, and the body."""
+
+    status: str
+    webhook: dict[str, Any]
+    body: bytes
+
+
 class WebhookDeliverer:
-    """Delivers predictions' pending webhooks for one worker process."""
+    """Delivers predictions' (and ended batches') pending webhooks for one worker process."""
 
     def __init__(self, outbox: Outbox, settings: Settings, http: httpx.Client | None = None) -> None:
         self.outbox = outbox
         self.settings = settings
         self.http = http or webhook_client(settings)
+        self.batches = BatchStore(outbox.redis, settings.retention)
 
     def deliver(self, prediction_id: str) -> None:
         """Delivers what is pending, in order, until done or an attempt fails (then it is scheduled).
@@ -81,21 +95,23 @@ class WebhookDeliverer:
     def _attempt(self, prediction_id: str, snapshot: Snapshot, lock: Lock) -> bool:
         """Posts one snapshot; True when it is done with (delivered or given up on), False when
         it is scheduled again or the lock lapsed. The outbox's scripts log the attempt."""
-        prediction = Prediction.from_snapshot(snapshot.fields)
-        webhook = prediction.webhook or {}
-        url = str(webhook.get("url", ""))
+        post = self._post_of(prediction_id, snapshot)
+        if post is None:
+            logger.warning("webhook of %s dropped: the batch is gone", prediction_id)
+            gone = Attempt(time.time(), snapshot.fields.get("status", ""), error="the batch is gone")
+            return self._drop(prediction_id, lock, snapshot, gone, gave_up=True)
+        url = str(post.webhook.get("url", ""))
         try:
             check_url(url, allow_private=self.settings.webhook_allow_private)
         except WebhookRefused as e:
             logger.warning("webhook of %s refused, dropped: %s", prediction_id, e.message)
-            refused = Attempt(time.time(), prediction.status.value, error=f"refused: {e.message}")
+            refused = Attempt(time.time(), post.status, error=f"refused: {e.message}")
             return self._drop(prediction_id, lock, snapshot, refused, gave_up=True)
-        body = json.dumps(render(prediction)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "inferq-webhooks"}
-        if webhook.get("secret"):
-            headers[SIGNATURE_HEADER] = signature(str(webhook["secret"]), body)
-        attempt = self._post(url, body, headers, prediction.status.value)
-        logger.info("webhook of %s (%s) to %s: %s", prediction_id, prediction.status, url, _summary(attempt))
+        if post.webhook.get("secret"):
+            headers[SIGNATURE_HEADER] = signature(str(post.webhook["secret"]), post.body)
+        attempt = self._post(url, post.body, headers, post.status)
+        logger.info("webhook of %s (%s) to %s: %s", prediction_id, post.status, url, _summary(attempt))
         if attempt.delivered:
             return self._drop(prediction_id, lock, snapshot, attempt)
         now = time.time()
@@ -109,6 +125,20 @@ class WebhookDeliverer:
             return True
         self.outbox.postpone(prediction_id, now + backoff(attempts))
         return False
+
+    def _post_of(self, subject_id: str, snapshot: Snapshot) -> Post | None:
+        """What delivering ``snapshot`` posts: a prediction as ``GET /v1/predictions/{id}`` showed it
+        then, or an ended batch as ``GET /v1/batches/{id}`` shows it (None once it expired)."""
+        fields = snapshot.fields
+        if "batch" in fields:
+            batch = self.batches.get(subject_id)
+            if batch is None:
+                return None
+            body = json.dumps(batch.to_object()).encode()
+            return Post(str(fields["status"]), batch.fields.get("webhook") or {}, body)
+        prediction = Prediction.from_snapshot(fields)
+        body = json.dumps(render(prediction)).encode()
+        return Post(prediction.status.value, prediction.webhook or {}, body)
 
     def _drop(
         self, prediction_id: str, lock: Lock, snapshot: Snapshot, attempt: Attempt, gave_up: bool = False

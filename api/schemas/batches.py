@@ -8,6 +8,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from api.batch_lines import ENDPOINTS
 from api.batches import WINDOWS
+from api.schemas.predictions import WebhookSchema
 from common.store.batches import BatchStatus
 
 
@@ -41,6 +42,15 @@ class CreateBatchSchema(Schema):
         allow_none=True,
     )
     output_expires_after = fields.Nested(ExpiresAfterSchema, load_default=None, allow_none=True)
+    webhook = fields.Nested(
+        WebhookSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "inferq extension: POSTed the batch object once it ends (completed, failed, "
+            "expired or cancelled), signed with `secret` as predictions' webhooks are"
+        },
+    )
 
     @validates("metadata")
     def _at_most_16(self, value: dict[str, Any] | None, **_: Any) -> None:

@@ -29,13 +29,21 @@ from common.errors import NotFound
 from common.store import keys
 
 MOVE = """
--- KEYS[1] the batch. ARGV[1] the statuses it may be in (space-separated), then field/value
--- pairs to write (the first pair is the status). Returns 1 if it moved.
+-- KEYS[1] the batch, KEYS[2] its webhook outbox, KEYS[3] the webhooks-due zset. ARGV[1] the
+-- statuses it may be in (space-separated), ARGV[2] now (unix seconds) when the move ends the
+-- batch, else '', then field/value pairs to write (the first pair is the status). Returns 1 if it
+-- moved. A batch with a webhook that ends is queued for delivery in the same step, so exactly
+-- once: the snapshot names the status; the deliverer renders the batch as it is then.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 for allowed in string.gmatch(ARGV[1], '%S+') do
   if allowed == status then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+    redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+    if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], 'webhook') == 1 then
+      local id = redis.call('HGET', KEYS[1], 'id')
+      redis.call('RPUSH', KEYS[2], cjson.encode({batch = id, status = ARGV[4]}))
+      redis.call('ZADD', KEYS[3], ARGV[2], id)
+    end
     return 1
   end
 end
@@ -142,6 +150,26 @@ class Batch:
             flat[name] = json.dumps(value)
         return flat
 
+    def to_object(self) -> dict[str, Any]:
+        """The OpenAI batch object (what ``GET /v1/batches/{id}`` answers, and its webhook posts)."""
+        fields = self.fields
+        return {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "model": fields.get("model"),
+            "errors": fields.get("errors"),
+            "input_file_id": self.input_file_id,
+            "completion_window": fields.get("completion_window", "24h"),
+            "status": self.status.value,
+            "output_file_id": fields.get("output_file_id"),
+            "error_file_id": fields.get("error_file_id"),
+            **{name: self.times.get(name) for name in TIMESTAMPS},
+            "request_counts": {"total": self.total, "completed": self.completed, "failed": self.failed},
+            "metadata": fields.get("metadata"),
+            "usage": fields.get("usage"),
+        }
+
     @classmethod
     def from_hash(cls, data: Mapping[str, str]) -> Batch:
         typed = {"id", "owner", "status", "endpoint", "input_file_id", "total", "completed", "failed"}
@@ -173,6 +201,8 @@ class BatchStore:
     def __init__(self, client: redis.Redis, retention: float) -> None:
         self.redis = client
         self.retention = int(retention)
+        self._kept = max(self.retention, 24 * 3600)
+        """Seconds an ended batch's record is kept."""
         self._move = client.register_script(MOVE)
 
     def add(self, batch: Batch, plan: Sequence[Part], due: float) -> None:
@@ -187,6 +217,12 @@ class BatchStore:
         pipe.zadd(keys.owner_batches(batch.owner), {batch.id: 0})
         if not batch.status.is_final:
             pipe.zadd(keys.batches_open(), {batch.id: due})
+        else:  # failed as it was made: kept as an ended one is, and its webhook hears of it
+            pipe.expire(keys.batch(batch.id), self._kept)
+            if batch.fields.get("webhook"):
+                snapshot = json.dumps({"batch": batch.id, "status": batch.status})
+                pipe.rpush(keys.webhook_outbox(batch.id), snapshot)
+                pipe.zadd(keys.webhooks_due(), {batch.id: time.time()})
         pipe.execute()
 
     def get(self, batch_id: str) -> Batch | None:
@@ -224,11 +260,16 @@ class BatchStore:
 
     def move(self, batch_id: str, allowed: Sequence[BatchStatus], to: BatchStatus, **values: Any) -> bool:
         """Sets the status to ``to`` (and the field/value pairs ``values``: timestamps, or what
-        :attr:`Batch.fields` holds) if it is one of ``allowed``: a compare-and-set."""
+        :attr:`Batch.fields` holds) if it is one of ``allowed``: a compare-and-set. A move that ends
+        a batch with a webhook queues its delivery in the same step."""
         pairs: list[Any] = ["status", to.value]
         for name, value in values.items():
             pairs += [name, str(value) if name in TIMESTAMPS else json.dumps(value)]
-        written = self._move(keys=[keys.batch(batch_id)], args=[" ".join(allowed), *pairs])
+        ending = repr(time.time()) if to.is_final else ""
+        written = self._move(
+            keys=[keys.batch(batch_id), keys.webhook_outbox(batch_id), keys.webhooks_due()],
+            args=[" ".join(allowed), ending, *pairs],
+        )
         return bool(written)
 
     def started(self, batch_id: str) -> None:
@@ -259,5 +300,5 @@ class BatchStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.zrem(keys.batches_open(), batch_id)
         pipe.delete(keys.batch_plan(batch_id), keys.batch_results(batch_id))
-        pipe.expire(keys.batch(batch_id), max(self.retention, 24 * 3600))
+        pipe.expire(keys.batch(batch_id), self._kept)
         pipe.execute()

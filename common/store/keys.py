@@ -26,8 +26,14 @@ def prediction_events(prediction_id: str) -> str:
 
 
 def webhook_outbox(prediction_id: str) -> str:
-    """List of record snapshots, one per status change, waiting to be POSTed to the prediction's webhook."""
+    """List of record snapshots, one per status change, waiting to be POSTed to the prediction's webhook
+    (or, for a batch's id, the batch's: one when it ends)."""
     return f"{PREFIX}:prediction:{prediction_id}:webhook"
+
+
+def webhook_record(subject_id: str) -> str:
+    """The record whose webhook an outbox delivers: a batch's (``batch_…``) or a prediction's."""
+    return batch(subject_id) if subject_id.startswith("batch_") else prediction(subject_id)
 
 
 def webhook_attempts(prediction_id: str) -> str:

@@ -150,7 +150,7 @@ class Outbox:
         """The first snapshot waiting for delivery (with the record's input), or None."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.lindex(keys.webhook_outbox(prediction_id), 0)
-        pipe.hget(keys.prediction(prediction_id), "input")
+        pipe.hget(keys.webhook_record(prediction_id), "input")
         raw, stored_input = pipe.execute()
         return None if raw is None else Snapshot(raw, stored_input)
 
@@ -165,7 +165,7 @@ class Outbox:
                 keys.webhook_attempts(prediction_id),
                 keys.webhooks_due(),
                 keys.webhook_lock(prediction_id),
-                keys.prediction(prediction_id),
+                keys.webhook_record(prediction_id),
                 keys.webhook_deliveries(prediction_id),
             ],
             args=[
@@ -190,7 +190,7 @@ class Outbox:
                 keys.webhook_lock(prediction_id),
                 keys.webhook_outbox(prediction_id),
                 keys.webhooks_due(),
-                keys.prediction(prediction_id),
+                keys.webhook_record(prediction_id),
                 keys.webhook_deliveries(prediction_id),
             ],
             args=[

@@ -23,11 +23,13 @@ class Receiver:
     attempts: int = 0
     changed: threading.Condition = field(default_factory=threading.Condition)
 
-    def wait_for_terminal(self, timeout: float = 30.0) -> list[tuple[dict[str, str], bytes]]:
-        """Blocks until the delivery of a terminal status arrived; returns every delivery."""
+    def wait_for_terminal(
+        self, timeout: float = 30.0, terminal: frozenset[str] | set[str] = TERMINAL
+    ) -> list[tuple[dict[str, str], bytes]]:
+        """Blocks until the delivery of a ``terminal`` status arrived; returns every delivery."""
 
         def ended() -> bool:
-            return bool(self.deliveries) and json.loads(self.deliveries[-1][1])["status"] in TERMINAL
+            return bool(self.deliveries) and json.loads(self.deliveries[-1][1])["status"] in terminal
 
         with self.changed:
             assert self.changed.wait_for(ended, timeout), self.deliveries

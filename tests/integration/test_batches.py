@@ -16,14 +16,17 @@ import httpx
 import openai
 import pytest
 import redis
+import wriftai
 
 from common.processes.embedded_redis import EmbeddedRedis, free_port
 from common.processes.launcher import Launcher
 from common.store import keys
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack, pool_children
+from tests.integration.receivers import receiving
 
 FINAL = {"completed", "failed", "expired", "cancelled"}
+SECRET = "whsec-batches"
 
 
 def client_for(base_url: str, owner: str = "alice") -> openai.OpenAI:
@@ -265,3 +268,60 @@ def test_a_batch_outlives_an_api_restart_and_a_redis_restart(tmp_path: Path) -> 
     finally:
         launcher.stop_all()
         redis_server.stop()
+
+
+def test_a_batch_webhook_gets_the_ended_batch_signed_once(oai: openai.OpenAI, stack: Stack) -> None:
+    lines = [
+        request(f"r{i}", "/v1/embeddings", {"model": "inferq/hash-embed", "input": f"t{i}"}) for i in range(5)
+    ]
+    with receiving() as receiver:
+        batch = oai.batches.create(
+            input_file_id=upload(oai, lines),
+            endpoint="/v1/embeddings",
+            completion_window="24h",
+            extra_body={"webhook": {"url": receiver.url, "secret": SECRET}},
+        )
+        done = finished(oai, batch.id)
+        [(headers, body)] = receiver.wait_for_terminal(terminal=FINAL)
+        time.sleep(0.5)  # nothing more arrives
+        assert len(receiver.deliveries) == 1
+    wriftai.verify_webhook(body, headers["wriftai-webhook-signature"], SECRET)  # raises unless genuine
+    shown = httpx.get(
+        f"{stack.base_url}/v1/batches/{batch.id}", headers={"Authorization": f"Bearer {KEYS['alice']}"}
+    ).json()
+    assert json.loads(body) == shown  # the batch object, as it ended
+    assert shown["status"] == done.status == "completed" and shown["output_file_id"] == done.output_file_id
+
+
+def test_a_batch_failed_as_it_is_made_tells_its_webhook(oai: openai.OpenAI) -> None:
+    lines = [request("a", "/v1/embeddings", {"model": "inferq/hash-embed", "input": "x"})] * 2
+    with receiving() as receiver:
+        batch = oai.batches.create(
+            input_file_id=upload(oai, lines),
+            endpoint="/v1/embeddings",
+            completion_window="24h",
+            extra_body={"webhook": {"url": receiver.url}},
+        )
+        [(headers, body)] = receiver.wait_for_terminal(terminal=FINAL)
+    assert batch.status == "failed"
+    sent = json.loads(body)
+    assert (sent["id"], sent["status"]) == (batch.id, "failed")
+    assert [e["code"] for e in sent["errors"]["data"]] == ["duplicate_custom_id"]
+    assert "wriftai-webhook-signature" not in headers  # no secret, no signature
+
+
+@pytest.mark.parametrize(
+    "webhook", [{"url": "ftp://example.com/hook"}, {"url": "https://example.com/hook", "extra": 1}, "x"]
+)
+def test_a_bad_batch_webhook_is_refused_and_nothing_stored(oai: openai.OpenAI, webhook: object) -> None:
+    file_id = upload(oai, [request("a", "/v1/embeddings", {"model": "inferq/hash-embed", "input": "x"})])
+    before = oai.batches.list().data
+    with pytest.raises(openai.UnprocessableEntityError) as refused:
+        oai.batches.create(
+            input_file_id=file_id,
+            endpoint="/v1/embeddings",
+            completion_window="24h",
+            extra_body={"webhook": webhook},
+        )
+    assert refused.value.response.json()["error"]["param"].startswith("webhook")
+    assert oai.batches.list().data == before

@@ -1,5 +1,6 @@
 """Batches in Redis (``common.store.batches``): parts' outcomes recorded by their terminal writes."""
 
+import json
 import time
 
 import fakeredis
@@ -93,3 +94,43 @@ def test_ids_sort_by_creation() -> None:
     first = new_batch_id()
     time.sleep(0.002)
     assert first < new_batch_id()
+
+
+def webhook_news(client: fakeredis.FakeRedis, batch_id: str) -> tuple[list[str], float | None]:
+    """The snapshots waiting in the batch's webhook outbox, and when it is due."""
+    return client.lrange(keys.webhook_outbox(batch_id), 0, -1), client.zscore(keys.webhooks_due(), batch_id)
+
+
+def test_a_batch_with_a_webhook_queues_it_once_as_it_ends(
+    batches: BatchStore, store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    batch, _ = open_batch(batches, store, [1])
+    client.hset(keys.batch(batch.id), "webhook", '{"url": "https://example.com/hook", "secret": null}')
+    batches.move(batch.id, [BatchStatus.IN_PROGRESS], BatchStatus.CANCELLING)
+    assert webhook_news(client, batch.id) == ([], None)  # not an end
+    assert batches.move(batch.id, [BatchStatus.CANCELLING], BatchStatus.CANCELLED, cancelled_at=1)
+    assert not batches.move(batch.id, [BatchStatus.CANCELLING], BatchStatus.CANCELLED)  # once
+    snapshots, due = webhook_news(client, batch.id)
+    assert [json.loads(s) for s in snapshots] == [{"batch": batch.id, "status": "cancelled"}]
+    assert due is not None and due <= time.time()
+
+
+def test_a_batch_without_a_webhook_queues_none(
+    batches: BatchStore, store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    batch, _ = open_batch(batches, store, [1])
+    assert batches.move(batch.id, [BatchStatus.IN_PROGRESS], BatchStatus.COMPLETED, completed_at=1)
+    assert webhook_news(client, batch.id) == ([], None)
+
+
+def test_a_batch_failed_as_it_is_made_queues_its_webhook_and_expires(
+    batches: BatchStore, client: fakeredis.FakeRedis
+) -> None:
+    batch = Batch(new_batch_id(), "alice", BatchStatus.FAILED, "/v1/predictions", "file-1")
+    batch.fields = {"webhook": {"url": "https://example.com/hook", "secret": "s"}}
+    batches.add(batch, [], due=time.time())
+    snapshots, due = webhook_news(client, batch.id)
+    assert [json.loads(s) for s in snapshots] == [{"batch": batch.id, "status": "failed"}]
+    assert due is not None
+    assert client.ttl(keys.batch(batch.id)) > 0
+    assert batch.id not in client.zrange(keys.batches_open(), 0, -1)
