@@ -28,7 +28,7 @@ REDIS_TRANSPORT = "common.queue.transport:Transport"
 SENTINEL_TRANSPORT = "common.queue.transport:SentinelTransport"
 """The same over kombu's Sentinel transport, for ``sentinel://`` brokers: its connections find the
 master through the Sentinels, and leave one they no longer name (see
-``common.connections.broker_settings`` and ``MasterWatch``)."""
+``common.connections.broker_settings`` and ``common.connections.masters.MasterWatch``)."""
 
 TRANSPORTS = {"redis://": REDIS_TRANSPORT, "sentinel://": SENTINEL_TRANSPORT}
 """The transport class of each broker URL scheme that has one of inferq's."""

@@ -38,7 +38,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
-from common.connections import MasterConnection, MasterSSLConnection
+from common.connections.masters import MasterConnection, MasterSSLConnection
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class Channel(kombu_redis.Channel):
 
 class SentinelChannel(Channel, kombu_redis.SentinelChannel):
     """:class:`Channel` on the master the Sentinels name: its connections ask them again on every
-    reconnect, and are cut when the Sentinels name another (``common.connections.MasterWatch``),
+    reconnect, and are cut when the Sentinels name another (``common.connections.masters.MasterWatch``),
     so a consumer blocked on a master that was replaced while paused moves to the new one."""
 
     connection_class = MasterConnection

@@ -22,7 +22,7 @@ from typing import Any, cast
 import redis
 
 from common.config import Settings
-from common.connections import ReplicasBehind
+from common.connections.masters import ReplicasBehind
 from common.errors import (
     IdempotencyKeyExpired,
     IdempotencyKeyReused,

@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from common.config import Settings
-from common.connections import (
+from common.connections.masters import (
     REPLICAS_ACK_TIMEOUT_MS,
     SLOW_WRITE,
     ReplicasBehind,

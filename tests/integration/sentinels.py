@@ -96,7 +96,7 @@ class SentinelGroup:
             if port not in self._sentinels:
                 continue
             try:
-                with self._sentinel(port) as sentinel:
+                with self.sentinel(port) as sentinel:
                     host_port = sentinel.sentinel_get_master_addr_by_name(MASTER)
             except redis.RedisError:
                 continue
@@ -141,7 +141,7 @@ class SentinelGroup:
         """Has every Sentinel monitor ``server`` as the master from now on, as a failover to it
         would, while the master they named goes on (with its replicas) unaware."""
         for port in self.sentinel_ports:
-            with self._sentinel(port) as sentinel:
+            with self.sentinel(port) as sentinel:
                 sentinel.sentinel_remove(MASTER)
                 sentinel.sentinel_monitor(MASTER, "127.0.0.1", server.port, 2)
 
@@ -157,7 +157,8 @@ class SentinelGroup:
         """A plain client of one server (not through the Sentinels)."""
         return redis.Redis(port=server.port, decode_responses=True, socket_timeout=5)
 
-    def _sentinel(self, port: int) -> redis.Redis:
+    def sentinel(self, port: int) -> redis.Redis:
+        """A client of the Sentinel on ``port``."""
         return redis.Redis(port=port, decode_responses=True, socket_timeout=1, socket_connect_timeout=1)
 
     @staticmethod
@@ -168,7 +169,7 @@ class SentinelGroup:
 
     def _sentinels_see_replica(self) -> bool:
         for port in self.sentinel_ports:
-            with self._sentinel(port) as sentinel:
+            with self.sentinel(port) as sentinel:
                 try:
                     if not (sentinel.sentinel_slaves(MASTER) and sentinel.sentinel_sentinels(MASTER)):
                         return False

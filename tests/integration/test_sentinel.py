@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from common.config import Settings
-from common.connections import redis_client
+from common.connections import masters, redis_client
 from common.processes.embedded_redis import EmbeddedRedis
 from tests.integration.sentinel_load import REQUEST_TIMEOUT, Load, inferq, running
 from tests.integration.sentinels import BACK_WITHIN, FAILOVER_TIMEOUT_MS, MASTER, SentinelGroup
@@ -92,6 +92,31 @@ def test_a_connection_blocked_on_a_master_replaced_while_paused_moves_to_the_new
     assert answered == {"value": ("news", "here"), "old master's role": "master"}
     for opened in (client, new_master, old_master):
         opened.close()
+
+
+def test_the_watch_hears_the_sentinels_announce_a_new_master(
+    group: SentinelGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A master asleep when it is replaced must have no connection of inferq's left when it wakes
+    # (a write on one, acknowledged by a replica not yet repointed, would be lost): the watch cuts
+    # them as the Sentinels announce the new master (+switch-master), not at its next turn.
+    monkeypatch.setattr(masters, "WATCH_INTERVAL", 60.0)  # only the announcement ends a wait
+    client = redis_client(Settings.defaults(redis_url=group.url, redis_master=MASTER))
+    assert client.ping()
+    followed = {("the group",): client.connection_pool}
+    news = masters.SwitchNews()
+    news.follow(followed)
+    heard: list[bool] = []
+    thread = threading.Thread(target=lambda: heard.append(news.wait(followed)))
+    thread.start()
+    old_port = group.master_port()
+    with group.sentinel(group.sentinel_ports[1]) as sentinel:  # another Sentinel leads it
+        sentinel.execute_command("SENTINEL", "FAILOVER", MASTER)
+    thread.join(30)
+    assert heard == [True]
+    assert group.master_port() not in (None, old_port)
+    news.follow({})
+    client.close()
 
 
 def test_a_failover_under_load_loses_nothing_and_runs_nothing_twice(

@@ -1,5 +1,5 @@
 """An acknowledged write that took longer than ``SLOW_WRITE`` counts only if the server it went to is
-still the master the Sentinels name (:func:`common.connections.confirm_master`).
+still the master the Sentinels name (:func:`common.connections.masters.confirm_master`).
 
 A master frozen past the Sentinels' down-after is replaced while it sleeps.
 Woken, it answers every write that waited on it, and a replica the Sentinels
@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from common.config import Settings
-from common.connections import SLOW_WRITE, WATCH, MasterReplaced, ReplicasBehind, redis_client
+from common.connections import redis_client
+from common.connections.masters import SLOW_WRITE, WATCH, MasterReplaced, ReplicasBehind
 from common.processes.embedded_redis import EmbeddedRedis
 from common.records import Prediction, Status
 from common.store import keys

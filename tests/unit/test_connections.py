@@ -9,13 +9,12 @@ import redis.sentinel
 from common.config import Settings
 from common.connections import (
     BlockingSentinelPool,
-    MasterConnection,
-    ReplicasBehind,
     broker_settings,
     limiter_storage,
     redis_client,
     redis_unavailable,
 )
+from common.connections.masters import MasterConnection, ReplicasBehind
 from common.queue.broker import celery_config
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import fakeredis
 import pytest
 
-from common.connections import ReplicasBehind
+from common.connections.masters import ReplicasBehind
 from common.ids import new_prediction_id
 from common.records import Prediction, Status
 from common.store import keys
