@@ -128,3 +128,23 @@ def test_the_worker_edits_stored_pixels_as_it_edits_the_files() -> None:
     assert from_arrays.box == from_files.box
     assert np.array_equal(from_arrays.weight, from_files.weight)
     assert np.array_equal(from_arrays.color, from_files.color)
+
+
+def test_a_refused_file_closes_the_others_and_the_first_refused_in_order_is_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[uploads.Upload] = []
+    real_check = uploads.check
+
+    def noted_check(field: str, file: FileStorage, *, mask: bool = False) -> uploads.Upload:
+        upload = real_check(field, file, mask=mask)
+        opened.append(upload)
+        return upload
+
+    monkeypatch.setattr(uploads, "check", noted_check)
+    truncated = _file(_picture()).stream.getvalue()[:-40]  # type: ignore[attr-defined]
+    files = [_file(_picture()), FileStorage(io.BytesIO(truncated)), _file(_picture())]
+    with pytest.raises(InvalidImage) as raised:
+        uploads.check_all(files, FileStorage(io.BytesIO(b"not a mask")))
+    assert raised.value.param == "image" and "truncated" in raised.value.message
+    assert opened and all(upload.pixels.closed for upload in opened)
