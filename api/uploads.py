@@ -12,12 +12,13 @@ stored; close them (``Upload.close``) once they are.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -112,6 +113,51 @@ def _pixels(image: Image.Image, has_alpha: bool, mask: bool) -> IO[bytes]:
     return spool
 
 
+@contextlib.contextmanager
+def _refused_as_invalid(field: str) -> Iterator[None]:
+    """Turns Pillow's refusals of a file into ``InvalidImage`` naming ``field``."""
+    try:
+        yield
+    except InvalidImage:
+        raise  # ours already (a ValueError too)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InvalidImage(f"The file is not a PNG, WebP or JPEG image: {e}", param=field) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InvalidImage(f"The image could not be decoded (truncated or corrupt): {e}", param=field) from e
+
+
+def _opened(field: str, file: FileStorage) -> tuple[bytes, Image.Image]:
+    """Reads a file and opens it, its header parsed and its decoded size checked, nothing decoded yet.
+
+    Pillow's decompression bomb warning is an error here; ``warnings`` filters are
+    the process's, not a thread's, so this runs in the request's own thread.
+    """
+    data = _read(field, file)
+    with _refused_as_invalid(field), warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise InvalidImage(
+            f"The image is {width}x{height}: more than {MAX_PIXELS} pixels decoded", param=field
+        )
+    return data, image
+
+
+def _decoded(field: str, data: bytes, image: Image.Image, mask: bool) -> Upload:
+    """Decodes an opened file in full and holds its pixels for storage (safe in any thread)."""
+    with _refused_as_invalid(field), image:
+        image.load()
+        found = FORMATS[str(image.format)]
+        has_alpha = image.mode in ALPHA_MODES or "transparency" in image.info
+        if mask and (found != "png" or not has_alpha):
+            raise InvalidImage("The mask must be a PNG with an alpha channel", param=field)
+        pixels = _pixels(image, has_alpha, mask)
+    width, height = image.size
+    return Upload(hashlib.sha256(data).hexdigest(), found, width, height, has_alpha, pixels)
+
+
 def check(field: str, file: FileStorage, *, mask: bool = False) -> Upload:
     """Reads and fully decodes one uploaded image (a ``mask`` must also be a PNG with alpha).
 
@@ -119,36 +165,15 @@ def check(field: str, file: FileStorage, *, mask: bool = False) -> Upload:
         InvalidImage: Not a PNG, WebP or JPEG, truncated or corrupt, over ``MAX_IMAGE_BYTES``
             or ``MAX_PIXELS``, or a mask that is not a PNG with alpha (400, naming ``field``).
     """
-    data = _read(field, file)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
-                width, height = image.size
-                if width * height > MAX_PIXELS:
-                    raise InvalidImage(
-                        f"The image is {width}x{height}: more than {MAX_PIXELS} pixels decoded", param=field
-                    )
-                image.load()
-                found = FORMATS[str(image.format)]
-                has_alpha = image.mode in ALPHA_MODES or "transparency" in image.info
-                if mask and (found != "png" or not has_alpha):
-                    raise InvalidImage("The mask must be a PNG with an alpha channel", param=field)
-                pixels = _pixels(image, has_alpha, mask)
-    except InvalidImage:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InvalidImage(f"The file is not a PNG, WebP or JPEG image: {e}", param=field) from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise InvalidImage(f"The image could not be decoded (truncated or corrupt): {e}", param=field) from e
-    return Upload(hashlib.sha256(data).hexdigest(), found, width, height, has_alpha, pixels)
+    data, image = _opened(field, file)
+    return _decoded(field, data, image, mask)
 
 
 def check_all(images: list[FileStorage], mask: FileStorage | None) -> tuple[list[Upload], Upload | None]:
     """An edit's images and mask, checked: 1 to ``MAX_IMAGES`` images; the mask a PNG with alpha,
-    the size of the first image. The files are decoded ``DECODERS`` at a time, off the gevent loop
-    (``api.offload``); when one is refused, the first refused in order is the error, and nothing is
-    left open.
+    the size of the first image. Each file is opened in turn, then the opened ones are decoded
+    ``DECODERS`` at a time, off the gevent loop (``api.offload``). The error is the one a check of
+    each file in turn would have met first; nothing is left open.
 
     Raises:
         RequestValidationError: No image, or too many (422, naming ``image``).
@@ -160,14 +185,20 @@ def check_all(images: list[FileStorage], mask: FileStorage | None) -> tuple[list
         raise RequestValidationError.single(
             ["body", "image"], f"At most {MAX_IMAGES} images, not {len(images)}", "too_long"
         )
-    works = [functools.partial(check, "image", file) for file in images]
-    if mask is not None:
-        works.append(functools.partial(check, "mask", mask, mask=True))
-    outcomes = offload.all_in_threads(works, DECODERS)
+    files = [("image", file) for file in images] + ([("mask", mask)] if mask is not None else [])
+    decodes, refused = [], None
+    for field, file in files:
+        try:
+            data, image = _opened(field, file)
+        except InvalidImage as e:
+            refused = e  # the error unless a file before it fails to decode
+            break
+        decodes.append(functools.partial(_decoded, field, data, image, field == "mask"))
+    outcomes = offload.all_in_threads(decodes, DECODERS)
     checked = [outcome for outcome in outcomes if isinstance(outcome, Upload)]
     try:
-        for outcome in outcomes:
-            if not isinstance(outcome, Upload):
+        for outcome in [*outcomes, refused]:
+            if isinstance(outcome, Exception):
                 raise outcome
         if mask is None:
             return checked, None
