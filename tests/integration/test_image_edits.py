@@ -178,6 +178,12 @@ def _bomb() -> bytes:
         ({"image": ("x.gif", b"GIF89a" + b"\x00" * 40, "image/gif")}, "image", 400),
         ({"image": ("x.png", _png((WIDTH, HEIGHT))), "mask": ("m.png", _png((64, 64)))}, "mask", 400),
         ({"image": ("x.png", _png((WIDTH, HEIGHT))), "mask": ("m.png", _png((WIDTH, HEIGHT)))}, "mask", 400),
+        (
+            [("image[]", ("x.png", _png((64, 64)))), ("image[]", ("y.png", _png((64, 64))[:-40]))],
+            "image",
+            400,
+        ),
+        ({"image": ("x.png", b"not an image at all"), "mask": ("m.png", _png((64, 64)))}, "image", 400),
         ([("image[]", ("x.png", _png((64, 64))))] * 17, "image", 422),
         ({}, "image", 422),
     ],

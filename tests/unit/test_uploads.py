@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from typing import Any
 
@@ -90,11 +91,16 @@ def test_bad_files_are_invalid_images(data: bytes) -> None:
 
 def test_a_mask_must_be_a_png_with_alpha_of_the_first_images_size() -> None:
     image = _file(_picture())
-    for mask in (_file(_picture()), _file(_picture(4), "WEBP"), _file(np.zeros((8, 8, 4), np.uint8))):
+    refusals = [
+        ("The mask must be a PNG with an alpha channel", _file(_picture())),
+        ("The mask must be a PNG with an alpha channel", _file(_picture(4), "WEBP")),
+        ("The mask is 8x8", _file(np.zeros((8, 8, 4), np.uint8))),
+    ]
+    for message, mask in refusals:
         image.stream.seek(0)
         with pytest.raises(InvalidImage) as raised:
             uploads.check_all([image], mask)
-        assert raised.value.param == "mask"
+        assert raised.value.param == "mask" and raised.value.message.startswith(message)
 
 
 def test_too_many_images_or_none_are_refused() -> None:
@@ -128,3 +134,25 @@ def test_the_worker_edits_stored_pixels_as_it_edits_the_files() -> None:
     assert from_arrays.box == from_files.box
     assert np.array_equal(from_arrays.weight, from_files.weight)
     assert np.array_equal(from_arrays.color, from_files.color)
+
+
+def test_a_refused_file_closes_the_others_and_the_first_refused_in_order_is_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[uploads.Upload] = []
+    real_decoded = uploads._decoded
+
+    def noted(field: str, data: bytes, image: Image.Image, mask: bool) -> uploads.Upload:
+        upload = real_decoded(field, data, image, mask)
+        decoded.append(upload)
+        return upload
+
+    monkeypatch.setattr(uploads, "_decoded", noted)
+    filters = list(warnings.filters)
+    truncated = _file(_picture()).stream.getvalue()[:-40]  # type: ignore[attr-defined]
+    files = [_file(_picture()), FileStorage(io.BytesIO(truncated)), _file(_picture())]
+    with pytest.raises(InvalidImage) as raised:  # the mask is refused on opening, the truncated image later
+        uploads.check_all(files, FileStorage(io.BytesIO(b"not a mask")))
+    assert raised.value.param == "image" and "truncated" in raised.value.message
+    assert decoded and all(upload.pixels.closed for upload in decoded)
+    assert warnings.filters == filters  # left as found, though the decodes ran in threads
