@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -60,9 +61,14 @@ WAIT = 10.0
 """Seconds a test waits for news before it fails."""
 
 
-def queue(runner: Runner, version: ModelVersion, text: str) -> str:
-    """Creates a pending prediction of ``version``, as the API does; returns its id."""
+def queue(
+    runner: Runner, version: ModelVersion, text: str, before: Callable[[str], None] | None = None
+) -> str:
+    """Creates a pending prediction of ``version``, as the API does; returns its id. ``before`` is
+    given the id first (to listen for news of it before anything can happen to it)."""
     prediction = build("alice", version, {"input": [text]})
+    if before is not None:
+        before(prediction.id)
     runner.store.create(
         prediction, runner.messages.envelope(prediction.id, version.ref, version.queue), batched=True
     )
@@ -123,6 +129,20 @@ def during_the_first_pass(run: Runner, version: ModelVersion, act: Callable[[], 
     adapter.predict_batch = predict_batch  # type: ignore[attr-defined]
 
 
+def queue_and_see_claimed(run: Runner, version: ModelVersion, text: str, news: Notifier) -> str:
+    """Queues a prediction as :func:`queue` does and returns its id once it is claimed (the
+    progress news of it, each followed by a look at the record: the first news may be none)."""
+    with ExitStack() as stack:
+        heard: list[threading.Event] = []
+        prediction_id = queue(
+            run, version, text, lambda i: heard.append(stack.enter_context(news.watch(i)).event)
+        )
+        while (record := run.store.get(prediction_id)) is None or record.status is not Status.STARTED:
+            assert heard[0].wait(WAIT), f"{prediction_id} not claimed while the first pass ran"
+            heard[0].clear()
+    return prediction_id
+
+
 def test_the_next_batch_is_claimed_while_the_model_runs_the_current_one(
     runner: tuple[Runner, list[float]], version: ModelVersion
 ) -> None:
@@ -132,11 +152,8 @@ def test_the_next_batch_is_claimed_while_the_model_runs_the_current_one(
     news = Notifier(run.store.redis, keys.progress_channel())
 
     def requests_come_while_it_runs() -> None:
-        with ExitStack() as stack:
-            for n in range(3):
-                later.append(queue(run, version, f"later request {n}"))
-                heard = stack.enter_context(news.watch(later[-1])).event
-                assert heard.wait(WAIT), "not claimed while the first pass ran"
+        for n in range(3):
+            later.append(queue_and_see_claimed(run, version, f"later request {n}", news))
 
     during_the_first_pass(run, version, requests_come_while_it_runs)
     run.run(first[0], version.ref.key)
@@ -157,9 +174,7 @@ def test_a_prediction_claimed_ahead_and_cancelled_before_its_pass_ends_cancelled
     news = Notifier(run.store.redis, keys.progress_channel())
 
     def one_comes_and_is_cancelled() -> None:
-        later.append(queue(run, version, "a request cancelled once claimed"))
-        with news.watch(later[0]) as watcher:
-            assert watcher.event.wait(WAIT)
+        later.append(queue_and_see_claimed(run, version, "a request cancelled once claimed", news))
         assert run.store.request_cancel(later[0], "alice") is CancelOutcome.REQUESTED
 
     during_the_first_pass(run, version, one_comes_and_is_cancelled)
@@ -180,9 +195,7 @@ def test_a_failing_run_lets_go_of_the_batch_it_claimed_ahead_unended(
     news = Notifier(run.store.redis, keys.progress_channel())
 
     def one_comes_then_the_run_breaks() -> None:
-        later.append(queue(run, version, "claimed ahead of a run that breaks"))
-        with news.watch(later[0]) as watcher:
-            assert watcher.event.wait(WAIT)
+        later.append(queue_and_see_claimed(run, version, "claimed ahead of a run that breaks", news))
         raise KeyboardInterrupt  # escapes the adapter's error handling, as a crash of the run would
 
     during_the_first_pass(run, version, one_comes_then_the_run_breaks)
