@@ -17,12 +17,8 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
-from common.backoff import Backoff
 from common.catalog import Catalog, ModelVersion, load_adapter_class
 from common.config import Settings
 from common.errors import ConfigError, ModelNotFound, PredictionCancelled
@@ -30,11 +26,13 @@ from common.processes import logs
 from common.queue.broker import TaskMessages
 from common.records import ErrorSource, Prediction, PredictionError, Status
 from common.storage import uploads_storage
-from common.store.predictions import Claim, ClaimOutcome, Ending, PredictionStore
+from common.store.lanes import Hint
+from common.store.predictions import Claim, ClaimOutcome, PredictionStore
 from workers.adapters.base import Adapter, BatchAdapter
 from workers.context import PredictionContext, StopReason
-from workers.outcomes import Outcome, Recording, exception_error, external_error
-from workers.supervisor import Supervisor, Watch, run_time_exceeded
+from workers.gathering import Gathering
+from workers.outcomes import Member, Outcome, Recorder, Recording, exception_error, external_error
+from workers.supervisor import Supervisor, run_time_exceeded
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +53,15 @@ FOLLOW_ON_SECONDS = 0.5
 version itself before it hands back to Celery: each hand-back (the result to the pool's parent,
 its acknowledgement and its fetch of the next message, the next claim) idles the model's core."""
 
+LOOK_AFTER = 0.7
+"""How far into a batch's expected pass (from the last pass's seconds per prediction) the next
+batch is claimed (:class:`~workers.gathering.Gathering`): late enough that the requests answered
+as the pass began are queued again, early enough that the claims are made before it ends."""
 
-@dataclass
-class Member:
-    """One prediction of a run, with its claim token, context and supervisor watch."""
 
-    prediction: Prediction
-    token: str
-    ctx: PredictionContext
-    claimed_at: float = field(default_factory=time.monotonic)
-    watch: Watch | None = None
-    outcome: Outcome | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+def batch_size(version: ModelVersion) -> int:
+    """Predictions per forward pass of ``version`` (its ``max_batch_size`` option), at most."""
+    return int(version.options.get("max_batch_size", DEFAULT_BATCH_SIZE))
 
 
 class Runner:
@@ -86,9 +81,12 @@ class Runner:
         self.supervisor = supervisor
         self.messages = messages
         self.uploads = uploads_storage(settings)
+        self.recorder = Recorder(store, settings, messages)
         self._adapters: dict[str, Adapter] = {}
         self._alone: set[str] = set()
         """Batching versions whose last batch found no company: the next one waits for none."""
+        self._per_prediction: dict[str, float] = {}
+        """Seconds per prediction of each batching version's last pass with company."""
 
     def run(self, hint: str, model_key: str) -> None:
         """Runs the prediction that should run next on ``model_key``'s queue (and, for a batching
@@ -104,7 +102,7 @@ class Runner:
             logs.prediction_id.reset(context)
 
     def _run(self, hint: str, model_key: str) -> None:
-        batching: tuple[ModelVersion, BatchAdapter] | None = None
+        batch: tuple[ModelVersion, BatchAdapter, ExitStack] | None = None
         with self.supervisor.telling_warden_together(), ExitStack() as stack:
             heard = stack.enter_context(self.supervisor.hearing([hint]))
             first = self._claim(hint, model_key)
@@ -121,37 +119,60 @@ class Runner:
                 version, adapter = prepared
                 if isinstance(adapter, BatchAdapter):
                     members += self._gather(stack, version, first)
-                    batching = version, adapter
-                self._execute(adapter, version, members)
-        if batching is not None and len(members) > 1:
-            self._follow_on(*batching, Recording(functools.partial(self._record, members)))
+                if isinstance(adapter, BatchAdapter) and len(members) > 1:
+                    batch = version, adapter, stack.pop_all()  # the watches go on in _batches
+                else:
+                    self._execute(adapter, version, members)
+        if batch is not None:
+            self._batches(members, *batch)
         else:
-            self._record(members)
+            self.recorder.record(members)
 
-    def _follow_on(self, version: ModelVersion, adapter: BatchAdapter, recording: Recording) -> None:
-        """Runs further batches of ``version`` from its lane, for up to :data:`FOLLOW_ON_SECONDS`,
-        each gathered and run while the previous batch's outcomes are written (``recording``).
+    def _batches(
+        self, members: list[Member], version: ModelVersion, adapter: BatchAdapter, stack: ExitStack
+    ) -> None:
+        """Runs ``members`` (a batch with company, watched on ``stack``) and the next batches of
+        ``version`` from its lane, for up to :data:`FOLLOW_ON_SECONDS`.
 
+        While the model runs one batch, a :class:`~workers.gathering.Gathering`
+        claims the next (the predictions queued meanwhile), and a
+        :class:`~workers.outcomes.Recording` writes the previous one's outcomes.
         Only hinted predictions run here (those of the classes and keys the lane
         holds, in its order), as they would in a gathered batch; the scheduler
-        picks again once this run hands back to Celery, within the bound. It
-        returns once every outcome is written.
+        picks again once this run hands back to Celery, within the bound. The
+        last batch gathers none after it, so what is queued meanwhile waits with
+        its task message for the hand-back; a pass during which nothing was
+        queued ends the run too. It returns once every outcome is written.
         """
         until = time.monotonic() + FOLLOW_ON_SECONDS
+        size = batch_size(version)
+        recording: Recording | None = None
         try:
-            while time.monotonic() < until:
-                with self.supervisor.telling_warden_together(), ExitStack() as stack:
-                    members = self._gather(stack, version, None)
-                    if not members:
-                        return
-                    logs.prediction_id.set(members[0].prediction.id)
-                    self._execute(adapter, version, members)
-                recording.wait()
-                recording = Recording(functools.partial(self._record, members))
-                if len(members) == 1:  # no company: back to Celery, which has the rest of the queue
+            while members:
+                ahead = None
+                if time.monotonic() < until:
+                    claim = functools.partial(self._claim_hints, version)
+                    look_after = LOOK_AFTER * self._per_prediction.get(version.ref.key, 0.0) * len(members)
+                    ahead = Gathering(self.store.lanes, version.ref, size, claim, look_after)
+                try:
+                    with self.supervisor.telling_warden_together(), stack:
+                        logs.prediction_id.set(members[0].prediction.id)
+                        begun = time.monotonic()
+                        self._execute(adapter, version, members)
+                        self._per_prediction[version.ref.key] = (time.monotonic() - begun) / len(members)
+                    if recording is not None:
+                        recording.wait()
+                except BaseException:
+                    if ahead is not None:
+                        ahead.abandon()
+                    raise
+                recording = Recording(functools.partial(self.recorder.record, members))
+                if ahead is None:
                     return
+                members, stack = ahead.finish()
         finally:
-            recording.wait()
+            if recording is not None:
+                recording.wait()
 
     def _claim(self, hint: str, model_key: str) -> Member | None:
         token = uuid.uuid4().hex
@@ -164,7 +185,7 @@ class Runner:
         if claim.outcome is not ClaimOutcome.CLAIMED or claim.prediction is None:
             logger.info("prediction %s not run: %s", hint, claim.outcome)
             return None
-        self._announce(claim.prediction)
+        self.recorder.announce(claim.prediction)
         return self._member(claim.prediction, token)
 
     def _claim_next(self, hint: str, version: ModelVersion, token: str) -> Claim:
@@ -238,9 +259,9 @@ class Runner:
                             "could not preload %s; it will load on its first prediction", version.ref.key
                         )
 
-    def _gather(self, stack: ExitStack, version: ModelVersion, first: Member | None) -> list[Member]:
-        """Claims other queued predictions of ``version``, up to its batch size and wait (with no
-        ``first``, a whole batch of them).
+    def _gather(self, stack: ExitStack, version: ModelVersion, first: Member) -> list[Member]:
+        """Claims other queued predictions of ``version`` to run with ``first``, up to its batch
+        size and wait.
 
         It waits for more only while the version has company: after a batch of
         one, the next takes just what is queued, so a lone client's requests do
@@ -248,22 +269,27 @@ class Runner:
         queued (requests that came while the model ran) turns waiting back on.
         """
         options = version.options
-        size = int(options.get("max_batch_size", DEFAULT_BATCH_SIZE))
+        size = batch_size(version)
         wait = float(options.get("max_batch_wait_ms", DEFAULT_BATCH_WAIT_MS)) / 1000
         gap = float(options.get("batch_gap_ms", DEFAULT_BATCH_GAP_MS)) / 1000
         if size <= 1:
             return []
         key = version.ref.key
-        wanted = size if first is None else size - 1
-        hints = self.store.lanes.take(version.ref, wanted, 0.0 if key in self._alone else wait, gap)
-        if first is not None:
-            hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
+        hints = self.store.lanes.take(version.ref, size - 1, 0.0 if key in self._alone else wait, gap)
+        hints = [hint for hint in hints if hint.prediction_id != first.prediction.id]
+        others = self._claim_hints(version, stack, hints)
+        if not others:
+            self._alone.add(key)
+        return others
+
+    def _claim_hints(self, version: ModelVersion, stack: ExitStack, hints: list[Hint]) -> list[Member]:
+        """Claims the hinted predictions still free, watched on ``stack`` from their claim on."""
+        if not hints:
+            return []
         heard = stack.enter_context(self.supervisor.hearing([hint.prediction_id for hint in hints]))
         others = [self._member(p, token) for p, token in self.store.claim_hinted(hints, version.queue)]
         if others:
-            self._alone.discard(key)
-        elif first is not None:  # a follow-on batch that found nobody says nothing of company
-            self._alone.add(key)
+            self._alone.discard(version.ref.key)
         with self.supervisor.telling_warden_together():
             for member in others:
                 self._watch(stack, member, heard)
@@ -337,60 +363,3 @@ class Runner:
         if ctx.stop_reason is StopReason.TIMED_OUT:
             return Outcome(Status.FAILED, error=run_time_exceeded(self.settings.max_run_time))
         return Outcome(Status.CANCELLED)
-
-    def _record(self, members: list[Member]) -> None:
-        """Writes every member's outcome in one round trip (a member whose claim was lost writes nothing)."""
-        endings = []
-        for member in members:
-            if member.ctx.stop_reason is StopReason.LOST:
-                logger.warning(
-                    "prediction %s was taken over by another worker; discarded", member.prediction.id
-                )
-                continue
-            outcome = member.outcome or Outcome(Status.FAILED, error=external_error("It did not run."))
-            metrics: dict[str, Any] = dict(member.ctx.metrics)
-            if "execution_time" in member.timings:
-                metrics["predict_time"] = round(member.timings["execution_time"], 6)
-            endings.append(
-                Ending(
-                    member.prediction.id,
-                    member.token,
-                    outcome.status,
-                    outcome.output,
-                    outcome.error,
-                    metrics,
-                    member.timings,
-                )
-            )
-        for ending, ended in zip(endings, self._finish(endings), strict=True):
-            logger.info(
-                "prediction %s %s%s", ending.prediction_id, ending.status, "" if ended else " (not recorded)"
-            )
-        for member in members:
-            self._announce(member.prediction)
-
-    def _finish(self, endings: list[Ending]) -> list[bool]:
-        """Writes the endings, trying again for up to a lease while Redis refuses the write.
-
-        A write lost to a moment of ``OOM`` or ``READONLY`` would leave the claims
-        to lapse and the predictions to run again. Trying again is safe: each
-        ending presents its claim token, so it is recorded at most once, and not
-        at all once recovery has released a claim that lapsed meanwhile.
-        """
-        backoff = Backoff("recording outcomes", logger, cap=self.settings.lease_renew_interval)
-        give_up_at = time.monotonic() + self.settings.lease_ttl
-        while True:
-            try:
-                return self.store.finish_all(endings)
-            except redis.RedisError as e:
-                if time.monotonic() >= give_up_at:
-                    raise
-                time.sleep(backoff.failed(e))
-
-    def _announce(self, prediction: Prediction) -> None:
-        """Asks for the prediction's webhooks at once (recovery would, within a second or so)."""
-        if prediction.webhook:
-            try:
-                self.messages.send_webhook_delivery(prediction.id)
-            except Exception:
-                logger.warning("could not ask for the webhooks of %s; recovery will", prediction.id)

@@ -218,9 +218,13 @@ class Supervisor:
     def _enforce(self, watch: Watch) -> None:
         """Ends a prediction that ignored its stop for the grace period, killing a deaf adapter.
 
-        The process is killed only when every prediction it runs is past its
-        grace period; a batch member that was stopped alone is just ended, and
-        its result discarded when the batch returns.
+        The process is killed only when every prediction its adapter runs is
+        past its grace period, and never while none is in the adapter (a stop
+        during ``setup``); a batch member that was stopped alone is just ended,
+        and its result discarded when the batch returns. Predictions claimed
+        for the next batch while this one runs (not in the adapter yet) do not
+        stand in the way: killed with the process, they run again once their
+        leases lapse, as after a crash.
         """
         reason = watch.ctx.stop_reason
         if reason is StopReason.CANCELLED:
@@ -230,9 +234,9 @@ class Supervisor:
             self._store.finish(watch.prediction_id, watch.token, Status.FAILED, error=error)
         with self._lock:
             watch.enforced = True
-            running = [w for w in self._watches.values() if not w.ended]
-            if not running or not all(w.enforced and w.in_adapter for w in running):
-                return  # a stop during setup, or others still need this process
+            running = [w for w in self._watches.values() if not w.ended and w.in_adapter]
+            if not running or not all(w.enforced for w in running):
+                return  # a stop during setup, or others in the adapter still need this process
             logger.error(
                 "prediction(s) %s ignored a stop (%s) for %g s; killing the worker process",
                 ", ".join(w.prediction_id for w in running),

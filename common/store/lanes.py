@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -53,17 +55,28 @@ class Lanes:
         lane = keys.batch_lane(model.key)
         deadline = time.monotonic() + wait
         with self._subscription().watch(lane) as watcher:
-            raw = self._pop(lane, count)
-            while len(raw) < count and (remaining := min(gap, deadline - time.monotonic())) > 0:
+            hints = self.pop(model, count)
+            while len(hints) < count and (remaining := min(gap, deadline - time.monotonic())) > 0:
                 if not watcher.event.wait(remaining):
                     break
                 watcher.event.clear()
-                raw += self._pop(lane, count - len(raw))
+                hints += self.pop(model, count - len(hints))
+        return hints
+
+    def pop(self, model: ModelRef, count: int) -> list[Hint]:
+        """Takes up to ``count`` hints that ``model``'s lane holds now, without waiting."""
+        raw = cast(list[str], self.redis.lpop(keys.batch_lane(model.key), count) or [])
         hints = []
         for entry in raw:
             prediction_id, _, message = entry.partition("\n")
             hints.append(Hint(prediction_id, message))
         return hints
+
+    @contextmanager
+    def news(self, model: ModelRef, event: threading.Event) -> Iterator[None]:
+        """Sets ``event`` whenever a hint is pushed onto ``model``'s lane, for the duration of the block."""
+        with self._subscription().watch(keys.batch_lane(model.key), event):
+            yield
 
     def close(self) -> None:
         """Stops listening for news of the lanes (returns once the listener has stopped)."""
@@ -71,9 +84,6 @@ class Lanes:
             news, self._news = self._news, None
         if news is not None:
             news.stop(wait=True)
-
-    def _pop(self, lane: str, count: int) -> list[str]:
-        return cast(list[str], self.redis.lpop(lane, count) or [])
 
     def _subscription(self) -> Notifier:
         with self._lock:

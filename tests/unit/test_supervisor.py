@@ -140,6 +140,22 @@ def test_deaf_adapter_is_finished_as_cancelled_then_killed(
     assert ctx.stop_reason is StopReason.CANCELLED
 
 
+def test_deaf_adapter_is_killed_though_the_next_batch_is_claimed_and_waiting(
+    client: fakeredis.FakeRedis, notifier: Notifier, kill: Kill
+) -> None:
+    store = make_store(client)
+    deaf, waiting = running(store, "t1"), running(store, "t2")
+    supervisor = Supervisor(store, notifier, SETTINGS, kill=kill)
+    ctx = PredictionContext(deaf, store, stream=False)
+    next_ctx = PredictionContext(waiting, store, stream=False)
+    with supervisor.watching(deaf, "t1", ctx) as watch, supervisor.watching(waiting, "t2", next_ctx):
+        watch.in_adapter = True  # the running batch; the other was claimed for the next one
+        store.request_cancel(deaf, "alice")
+        assert kill.called.wait(WAIT)
+        assert status(store, deaf) is Status.CANCELLED
+    assert status(store, waiting) is Status.STARTED  # not ended: it runs again once its lease lapses
+
+
 def test_adapter_past_the_run_cap_is_failed_then_killed(
     client: fakeredis.FakeRedis, notifier: Notifier, kill: Kill
 ) -> None:

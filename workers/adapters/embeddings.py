@@ -18,7 +18,7 @@ The API calls the class methods ``count_tokens``, ``max_input_tokens``,
 ``supports_dimensions`` and ``native_dimensions`` without ``setup()``: this
 module and those methods never import torch. A vector of an item is the
 same whether the item runs alone or in a batch: bit for bit for hash-embed, within 1e-6
-for MiniLM (the rounding of matrix kernels chosen by shape, see ``WIDTH_SPREAD``).
+for MiniLM (the rounding of matrix kernels chosen by shape, see ``PASS_COST_TOKENS``).
 """
 
 from __future__ import annotations
@@ -81,16 +81,20 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 CHECK_EVERY = 256
 """Items hashed between two looks at cancellation."""
 
-WIDTH_SPREAD = 2
-"""A MiniLM pass holds sequences whose longest is at most this many times its shortest.
+PASS_COST_TOKENS = 46
+"""What a MiniLM forward pass costs beyond its tokens, in tokens (torch and transformers' Python
+around each of its layers: about 7 ms a pass on one core, where a token costs about 0.15 ms).
 
 Passes run sequences sorted by length and padded to their own longest, as
-sentence-transformers' ``encode`` pads each of its batches, so a pass of like
-lengths wastes little work on padding; a much longer sequence starts a pass of
-its own rather than widening every row. Padding is masked out, so a vector does
-not depend on what it was batched with beyond the rounding of the matrix
-kernels (chosen by shape): within 1e-6.
+sentence-transformers' ``encode`` pads each of its batches; :func:`passes` cuts
+the sorted sequences where that saves more padding than a pass costs. Padding
+is masked out, so a vector does not depend on what it was batched with beyond
+the rounding of the matrix kernels (chosen by shape): within 1e-6.
 """
+
+ATTENTION_WIDTH = 175
+"""The width at which a padded token's attention costs as much again as the rest of it (the
+attention's work grows with the square of a pass's width)."""
 
 ROWS_PER_PASS = 32
 """Sequences per MiniLM forward pass, at most (sentence-transformers' default batch size)."""
@@ -356,17 +360,24 @@ class MiniLMAdapter(EmbeddingAdapter):
 
 
 def passes(lengths: Sequence[int]) -> list[list[int]]:
-    """The positions of ``lengths`` grouped into forward passes: shortest first, at most
-    :data:`ROWS_PER_PASS` a pass, each pass's longest at most :data:`WIDTH_SPREAD` times its shortest."""
+    """The positions of ``lengths`` grouped into forward passes, shortest first, at most
+    :data:`ROWS_PER_PASS` a pass: of the ways to cut the sorted lengths into passes, the one whose
+    padded tokens plus :data:`PASS_COST_TOKENS` a pass (attention weighed by
+    :data:`ATTENTION_WIDTH`) cost least."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0.0] * (len(order) + 1)  # best[j]: the cheapest passes of the j shortest
+    cut = [0] * (len(order) + 1)  # where the last of those passes begins
+    for end in range(1, len(order) + 1):
+        width = lengths[order[end - 1]]
+        per_row = width * (1 + width / ATTENTION_WIDTH)
+        best[end] = float("inf")
+        for begin in range(max(0, end - ROWS_PER_PASS), end):
+            cost = best[begin] + PASS_COST_TOKENS + (end - begin) * per_row
+            if cost < best[end]:
+                best[end], cut[end] = cost, begin
     found: list[list[int]] = []
-    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        current = found[-1] if found else None
-        if (
-            current is None
-            or len(current) >= ROWS_PER_PASS
-            or lengths[index] > WIDTH_SPREAD * lengths[current[0]]
-        ):
-            found.append([index])
-        else:
-            current.append(index)
-    return found
+    end = len(order)
+    while end:
+        found.append(order[cut[end] : end])
+        end = cut[end]
+    return found[::-1]
