@@ -184,8 +184,10 @@ def test_logs_are_json_lines_naming_the_request_and_prediction(stack: Stack, ali
     done = alice.predictions.create(model="inferq/echo", input={"prompt": "logged"}, wait=True)
     # (the worker logs the ending after recording it, so the line can follow the response)
     about_it = _lines(stack.logs / "default@tests.log", lambda line: done["id"] in str(line.get("message")))
-    # one line per prediction, the runner's; Celery's "received" / "succeeded in" only at DEBUG
-    assert [(line["logger"], line["prediction_id"]) for line in about_it] == [("workers.runner", done["id"])]
+    # one line per prediction, its recorder's; Celery's "received" / "succeeded in" only at DEBUG
+    assert [(line["logger"], line["prediction_id"]) for line in about_it] == [
+        ("workers.outcomes", done["id"])
+    ]
     api_lines = _json_lines(stack.logs / "api.log")
     assert api_lines and all({"ts", "level", "logger", "message"} <= set(line) for line in api_lines)
 
