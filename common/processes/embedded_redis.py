@@ -125,6 +125,7 @@ class EmbeddedRedis:
         Raises:
             ConfigError: When it does not come up.
         """
+        self.stop()  # never two: a server started again replaces the one before, reaped
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
         command = [
@@ -153,6 +154,9 @@ class EmbeddedRedis:
                     log = self.data_dir / "redis.log"
                     raise ConfigError(f"embedded redis-server did not start; see {log}") from None
                 time.sleep(0.05)
+            except BaseException:  # answered, but not as it should: not left running unowned
+                self.stop()
+                raise
             finally:
                 client.close()
 

@@ -55,7 +55,15 @@ class SentinelGroup:
         return "sentinel://" + ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports) + "/0"
 
     def start(self) -> SentinelGroup:
-        """Starts everything and returns once the Sentinels see the replica."""
+        """Starts everything and returns once the Sentinels see the replica (or stops what it
+        started, and raises)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelGroup:
         primary, *replicas = self.servers
         primary.start()
         for replica in replicas:
@@ -81,6 +89,7 @@ class SentinelGroup:
             f"sentinel parallel-syncs {MASTER} 1\n"
         )
         command = [server_binary(), str(conf), "--sentinel"]
+        self.stop_sentinel(port)  # never two on one port: the one before is reaped
         self._sentinels[port] = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     def stop_sentinel(self, port: int) -> None:
