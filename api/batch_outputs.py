@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from api import batches, compat, embeddings, images, predictions
+from api import batches, compat, embeddings, images
 from api.batch_lines import EMBEDDINGS, IMAGES
 from api.services import Services
 from common.records import Prediction, Status
@@ -108,8 +108,7 @@ class BatchFinisher:
                 values[name] = file.id
         store.move(batch.id, [BatchStatus.FINALIZING], final, **values)  # its webhook queued too
         store.closed(batch.id)
-        if batch.fields.get("webhook"):
-            predictions.hand_off_webhook(self.services, batch.id)
+        batches.tell_webhook(self.services, batch)
         logger.info("batch %s %s: %d lines out, %d errors", batch.id, final, len(outputs), len(errors))
 
     def lines(self, batch: Batch, why: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:

@@ -76,8 +76,7 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
         batch.times["failed_at"] = now
         batch.fields["errors"] = {"object": "list", "data": problems}
         services.batches.add(batch, [], due=now)
-        if webhook:
-            predictions.hand_off_webhook(services, batch.id)
+        tell_webhook(services, batch)
         return batch
     plans = batch_lines.parts(endpoint, planned)
     most = services.settings.max_pending_per_key
@@ -116,6 +115,13 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
     return services.batches.get(batch.id) or batch
 
 
+def tell_webhook(services: Services, batch: Batch) -> None:
+    """Asks for an ended batch's webhook now, if it has one (its ending queued it; recovery sends
+    it otherwise)."""
+    if batch.fields.get("webhook"):
+        predictions.hand_off_webhook(services, batch.id)
+
+
 def fail_unqueued(services: Services, batch: Batch, parts: list[Part]) -> None:
     """A batch whose parts could not all be queued: those queued are cancelled, and it fails."""
     for part in parts:
@@ -135,8 +141,7 @@ def fail_unqueued(services: Services, batch: Batch, parts: list[Part]) -> None:
         errors=errors,
     )
     services.batches.closed(batch.id)
-    if batch.fields.get("webhook"):
-        predictions.hand_off_webhook(services, batch.id)
+    tell_webhook(services, batch)
 
 
 def cancel(services: Services, owner: str, batch_id: str) -> Batch:

@@ -204,7 +204,8 @@ def cut_replication(group: SentinelGroup, primary_port: int) -> list[int]:
         if server.port != primary_port:
             pids.append(group.pid(server))
             os.kill(pids[-1], signal.SIGSTOP)
-    group.client(group.server_on(primary_port)).client_kill_filter(_type="replica")
+    with group.client(group.server_on(primary_port)) as primary:
+        primary.client_kill_filter(_type="replica")
     return pids
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,7 @@ def watch_held(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def create_while_paused(
-    group: SentinelGroup, store: PredictionStore, meanwhile: object = None
+    group: SentinelGroup, store: PredictionStore, meanwhile: Callable[[], None] | None = None
 ) -> dict[str, Prediction | ReplicasBehind]:
     """Sends a create to the master while it is frozen for longer than ``SLOW_WRITE``; calls
     ``meanwhile`` before it wakes. Returns the create's ``prediction`` or its ``error``."""
@@ -73,7 +73,7 @@ def create_while_paused(
     with group.paused(group.server_on(group.master_port() or 0)):
         thread.start()
         time.sleep(SLOW_WRITE + 0.2)  # below the Sentinels' down-after: they keep it as master
-        if callable(meanwhile):
+        if meanwhile is not None:
             meanwhile()
     thread.join(20)
     assert not thread.is_alive()
