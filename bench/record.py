@@ -8,7 +8,7 @@ finishes it with its figures, which appends the line when ``--record`` was given
      "dirty": false, "source": "bench/overhead.py --record", "seconds": 61.2,
      "options": {...}, "figures": {"p50 ratio": 1.35, ...},
      "baseline": {"what": "raw Celery delay().get() p50", "value": 2.01, "unit": "ms"},
-     "machine": {"cores": 2, "load average at start": [0.4, 0.3, 0.2],
+     "machine": {"cores": 2, "cpu": "AMD EPYC", "load average at start": [0.4, 0.3, 0.2],
                  "load average at end": [1.9, 1.1, 0.6]}}
 
 The load averages (1, 5 and 15 minutes) are there because this kind of machine is shared:
@@ -60,6 +60,20 @@ CODE = ("--untracked-files=no", "--", ":(top)", ":(top,exclude)bench/results.jso
 """What ``git status`` looks at to tell whether the code run was the commit's: all but the results."""
 
 
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo``), or ``""`` where it is not told: figures of a
+    model run on different processors are not comparable, and a shared host's can change."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages, rounded."""
     return [round(load, 2) for load in os.getloadavg()]
@@ -108,6 +122,7 @@ class Run:
             "baseline": baseline,
             "machine": {
                 "cores": os.cpu_count(),
+                "cpu": cpu_model(),
                 "load average at start": self.load_at_start,
                 "load average at end": load_average(),
             },
