@@ -22,7 +22,6 @@ from api import batches, compat, embeddings, images
 from api.batch_lines import EMBEDDINGS, IMAGES
 from api.services import Services
 from common.records import Prediction, Status
-from common.store import keys
 from common.store.batches import Batch, BatchStatus, Line, Part
 from common.wire import render
 
@@ -35,8 +34,10 @@ is due): a batch's files follow its last part within a fifth of a second."""
 LOCK_SECONDS = 120
 """How long one process holds a batch it finishes; past it, another may finish it again."""
 
-STUCK_VALIDATING = 300.0
-"""Seconds a batch may stay ``validating`` (its create died while queuing parts) before it fails."""
+VALIDATION_LOCK_SECONDS = 600
+"""How long one process holds a batch it validates (checks its lines, queues its parts: seconds
+even for 50,000 lines); past it, another may. One that finds the parts planned already (the
+first died queuing them) fails the batch."""
 
 
 class BatchFinisher:
@@ -62,11 +63,7 @@ class BatchFinisher:
             store.closed(batch_id)
             return
         if batch.status is BatchStatus.VALIDATING:
-            created = batch.times.get("created_at") or now
-            if now - created > STUCK_VALIDATING:
-                batches.fail_unqueued(self.services, batch, list(store.plan(batch.id).values()))
-            else:
-                store.postpone(batch.id, now + STUCK_VALIDATING)
+            self.validate(batch, now)
             return
         if batch.ended < batch.parts:
             expires_at = batch.times.get("expires_at") or now
@@ -75,10 +72,27 @@ class BatchFinisher:
                 batches.stop_parts(self.services, batch)
             store.postpone(batch.id, now + 1 if now >= expires_at else expires_at)
             return
-        if not self.services.store.redis.set(keys.batch(batch.id) + ":lock", "1", nx=True, ex=LOCK_SECONDS):
+        if not store.lock(batch.id, LOCK_SECONDS):
             return
         store.postpone(batch.id, now + LOCK_SECONDS + 5)
         self.finish(batch)
+
+    def validate(self, batch: Batch, now: float) -> None:
+        """Checks a new batch's lines and queues its parts (``batches.validate``), in one process."""
+        store = self.services.batches
+        if not store.lock(batch.id, VALIDATION_LOCK_SECONDS, validating=True):
+            return
+        store.postpone(batch.id, now + VALIDATION_LOCK_SECONDS + 5)
+        try:
+            batch = store.get(batch.id) or batch  # as it is now that this process holds it
+            if batch.status is not BatchStatus.VALIDATING:
+                return
+            if batch.parts:  # planned, then its validator died queuing them
+                batches.fail_unqueued(self.services, batch, list(store.plan(batch.id).values()))
+            else:
+                batches.validate(self.services, batch)
+        finally:
+            store.unlock(batch.id, validating=True)
 
     def finish(self, batch: Batch) -> None:
         """Writes the batch's files and ends it (``completed``, ``expired`` or ``cancelled``)."""

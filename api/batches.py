@@ -1,4 +1,5 @@
-"""What the batch routes do: create (check every line, then queue its parts), read, list, cancel.
+"""What the batch routes do: create, validate (check every line, then queue its parts), read, list,
+cancel.
 
 A batch's parts are ordinary predictions in the ``batch`` class (see
 ``common.store.batches``); its files are written by ``api.batch_outputs`` once
@@ -13,7 +14,7 @@ from typing import Any
 
 from api import batch_lines, offload, predictions
 from api.services import Services
-from common.errors import InvalidRequest, TooManyPending
+from common.errors import InvalidRequest, NotFound
 from common.ids import new_prediction_id
 from common.records import Prediction, Priority, Status
 from common.store.batches import Batch, BatchStatus, Part, new_batch_id
@@ -32,13 +33,14 @@ def window_seconds(services: Services, window: str) -> int:
 
 
 def create(services: Services, owner: str, body: dict[str, Any], base_url: str) -> Batch:
-    """Checks the input file's every line; a bad one fails the batch (``failed``, nothing runs).
-    Otherwise the batch's parts are queued and it is ``in_progress``.
+    """Makes the batch, ``validating``: its lines are checked, and its parts queued, by
+    :func:`validate` within a fifth of a second (``api.batch_outputs``), as OpenAI checks a
+    batch's file after answering its create. So a create answers at once, however large the file.
 
     Raises:
         NotFound: No such input file for this key (404).
-        InvalidRequest: The file is not a batch input, or not UTF-8 (400).
-        TooManyPending: The batch has more parts than ``INFERQ_MAX_PENDING_PER_KEY`` allows (429).
+        InvalidRequest: The file is not a batch input (400).
+        RequestValidationError: A bad webhook (422).
     """
     webhook = body.get("webhook")
     if webhook:
@@ -49,18 +51,12 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
             f"File {input_file.id} has purpose {input_file.purpose!r}; a batch reads one of purpose 'batch'.",
             param="input_file_id",
         )
-    try:
-        text = services.files.content(input_file).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidRequest(f"The input file is not UTF-8: {e}", param="input_file_id") from e
-    endpoint = body["endpoint"]
-    planned, problems = offload.in_thread(len(text), lambda: batch_lines.check(services, endpoint, text))
     now = int(time.time())
     batch = Batch(
         id=new_batch_id(),
         owner=owner,
         status=BatchStatus.VALIDATING,
-        endpoint=endpoint,
+        endpoint=body["endpoint"],
         input_file_id=input_file.id,
         times={"created_at": now, "expires_at": now + window_seconds(services, body["completion_window"])},
         fields={
@@ -71,29 +67,49 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
             **({"webhook": webhook} if webhook else {}),
         },
     )
+    services.batches.add(batch, due=now)
+    return batch
+
+
+def validate(services: Services, batch: Batch) -> None:
+    """Checks a ``validating`` batch's every line: a bad one (or a file gone, not UTF-8, or needing
+    more predictions than the key may have pending) fails the batch, and nothing runs. Otherwise
+    its plan is stored and its parts queued, and it is ``in_progress``.
+
+    One API process runs it for a batch at a time (the finisher's lock); a batch cancelled
+    meanwhile is not queued, or has what was queued cancelled.
+    """
+    try:
+        text = services.files.content(services.files.get_owned(batch.input_file_id, batch.owner))
+        lines = text.decode("utf-8")
+    except NotFound:
+        fail(services, batch, [batch_lines.problem("invalid_file", "The input file was deleted.", 0)])
+        return
+    except UnicodeDecodeError as e:
+        fail(services, batch, [batch_lines.problem("invalid_file", f"The input file is not UTF-8: {e}", 0)])
+        return
+    endpoint = batch.endpoint
+    planned, problems = offload.in_thread(len(lines), lambda: batch_lines.check(services, endpoint, lines))
     if problems:
-        batch.status = BatchStatus.FAILED
-        batch.times["failed_at"] = now
-        batch.fields["errors"] = {"object": "list", "data": problems}
-        services.batches.add(batch, [], due=now)
-        tell_webhook(services, batch)
-        return batch
-    plans = batch_lines.parts(endpoint, planned)
+        fail(services, batch, problems)
+        return
+    plans = batch_lines.parts(batch.endpoint, planned)
     most = services.settings.max_pending_per_key
     if most and len(plans) > most:
-        raise TooManyPending(
+        message = (
             f"This batch needs {len(plans)} predictions; a key may have {most} unfinished "
-            "(INFERQ_MAX_PENDING_PER_KEY). Split the file.",
-            retry_after=5,
+            "(INFERQ_MAX_PENDING_PER_KEY). Split the file."
         )
+        fail(services, batch, [batch_lines.problem("too_many_pending", message, 0)])
+        return
     parts = [Part(new_prediction_id(), plan.lines) for plan in plans]
-    batch.total, batch.parts = len(planned), len(parts)
-    services.batches.add(batch, parts, due=batch.times["expires_at"] or now)
+    if not services.batches.plan_parts(batch.id, parts, len(planned)):
+        return  # cancelled meanwhile: nothing was queued
     try:
         for number, (plan, part) in enumerate(zip(plans, parts, strict=True)):
             prediction = Prediction(
                 id=part.prediction_id,
-                owner=owner,
+                owner=batch.owner,
                 model=plan.version.ref,
                 queue=plan.version.queue,
                 input=plan.payload,
@@ -111,8 +127,19 @@ def create(services: Services, owner: str, body: dict[str, Any], base_url: str) 
         logger.exception("queuing the parts of batch %s failed; it fails", batch.id)
         fail_unqueued(services, batch, parts)
         raise
-    services.batches.started(batch.id)
-    return services.batches.get(batch.id) or batch
+    if not services.batches.started(batch.id, batch.times["expires_at"] or time.time()):
+        stop_parts(services, batch)  # cancelled while its parts were queued
+
+
+def fail(services: Services, batch: Batch, problems: list[dict[str, Any]]) -> None:
+    """Fails a ``validating`` batch with ``problems`` (its ``errors.data``); nothing of it runs."""
+    errors = {"object": "list", "data": problems}
+    moved = services.batches.move(
+        batch.id, [BatchStatus.VALIDATING], BatchStatus.FAILED, failed_at=int(time.time()), errors=errors
+    )
+    services.batches.closed(batch.id)
+    if moved:
+        tell_webhook(services, batch)
 
 
 def tell_webhook(services: Services, batch: Batch) -> None:
@@ -129,19 +156,7 @@ def fail_unqueued(services: Services, batch: Batch, parts: list[Part]) -> None:
             services.store.request_cancel(part.prediction_id, batch.owner)
         except Exception:  # its queue deadline ends it otherwise
             logger.warning("could not cancel part %s of batch %s", part.prediction_id, batch.id)
-    errors = {
-        "object": "list",
-        "data": [batch_lines.problem("queueing_failed", "The batch could not be queued.", 0)],
-    }
-    services.batches.move(
-        batch.id,
-        [BatchStatus.VALIDATING],
-        BatchStatus.FAILED,
-        failed_at=int(time.time()),
-        errors=errors,
-    )
-    services.batches.closed(batch.id)
-    tell_webhook(services, batch)
+    fail(services, batch, [batch_lines.problem("queueing_failed", "The batch could not be queued.", 0)])
 
 
 def cancel(services: Services, owner: str, batch_id: str) -> Batch:

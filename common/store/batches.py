@@ -205,24 +205,12 @@ class BatchStore:
         """Seconds an ended batch's record is kept."""
         self._move = client.register_script(MOVE)
 
-    def add(self, batch: Batch, plan: Sequence[Part], due: float) -> None:
-        """Stores a new batch with its plan (before its parts' predictions exist: a part that
-        ends must find its batch), indexed for its owner, due for a look at ``due``."""
+    def add(self, batch: Batch, due: float) -> None:
+        """Stores a new ``validating`` batch, indexed for its owner, due for a look at ``due``."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.batch(batch.id), items=[item for pair in batch.to_hash().items() for item in pair])
-        if plan:
-            pipe.hset(
-                keys.batch_plan(batch.id), mapping={str(i): part.to_json() for i, part in enumerate(plan)}
-            )
         pipe.zadd(keys.owner_batches(batch.owner), {batch.id: 0})
-        if not batch.status.is_final:
-            pipe.zadd(keys.batches_open(), {batch.id: due})
-        else:  # failed as it was made: kept as an ended one is, and its webhook hears of it
-            pipe.expire(keys.batch(batch.id), self._kept)
-            if batch.fields.get("webhook"):
-                snapshot = json.dumps({"batch": batch.id, "status": batch.status})
-                pipe.rpush(keys.webhook_outbox(batch.id), snapshot)
-                pipe.zadd(keys.webhooks_due(), {batch.id: time.time()})
+        pipe.zadd(keys.batches_open(), {batch.id: due})
         pipe.execute()
 
     def get(self, batch_id: str) -> Batch | None:
@@ -272,11 +260,35 @@ class BatchStore:
         )
         return bool(written)
 
-    def started(self, batch_id: str) -> None:
-        """Its parts are all queued: ``in_progress`` (unless it was cancelled meanwhile)."""
-        self.move(
+    def plan_parts(self, batch_id: str, plan: Sequence[Part], total: int) -> bool:
+        """Stores a ``validating`` batch's plan (before its parts' predictions exist: a part that
+        ends must find its batch) and its ``total`` lines; False, storing nothing, when the batch
+        is no longer ``validating`` (it was cancelled meanwhile)."""
+        batch_key = keys.batch(batch_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(batch_key)
+                if pipe.hget(batch_key, "status") != BatchStatus.VALIDATING.value:
+                    return False
+                pipe.multi()
+                pipe.hset(
+                    keys.batch_plan(batch_id), mapping={str(n): part.to_json() for n, part in enumerate(plan)}
+                )
+                pipe.hset(batch_key, mapping={"total": total, "parts": len(plan)})
+                pipe.execute()
+            except redis.WatchError:  # it moved meanwhile: cancelled
+                return False
+        return True
+
+    def started(self, batch_id: str, due: float) -> bool:
+        """Its parts are all queued: ``in_progress``, due for a look at ``due`` (its window's end)
+        unless sooner (its last part ended already); False if it was cancelled meanwhile."""
+        moved = self.move(
             batch_id, [BatchStatus.VALIDATING], BatchStatus.IN_PROGRESS, in_progress_at=int(time.time())
         )
+        if moved:
+            self.redis.zadd(keys.batches_open(), {batch_id: due}, lt=True)
+        return moved
 
     def plan(self, batch_id: str) -> dict[int, Part]:
         raw = cast(dict[str, str], self.redis.hgetall(keys.batch_plan(batch_id)))
@@ -286,6 +298,15 @@ class BatchStore:
         """Each ended part's record as it ended (a snapshot: its hash fields plus ``logs``)."""
         raw = cast(dict[str, str], self.redis.hgetall(keys.batch_results(batch_id)))
         return {int(number): json.loads(value) for number, value in raw.items()}
+
+    def lock(self, batch_id: str, seconds: float, *, validating: bool = False) -> bool:
+        """Takes the batch, to write its files (or, ``validating``, to check its lines and queue
+        its parts), for ``seconds`` at most: False when another process holds it."""
+        key = keys.batch_validation_lock(batch_id) if validating else keys.batch_lock(batch_id)
+        return bool(self.redis.set(key, "1", nx=True, ex=int(seconds)))
+
+    def unlock(self, batch_id: str, *, validating: bool = False) -> None:
+        self.redis.delete(keys.batch_validation_lock(batch_id) if validating else keys.batch_lock(batch_id))
 
     def due(self, now: float, limit: int = 20) -> list[str]:
         """The open batches due for a look (window over, or every part ended)."""

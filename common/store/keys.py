@@ -203,6 +203,17 @@ def batch_results(batch_id: str) -> str:
     return f"{batch(batch_id)}:results"
 
 
+def batch_lock(batch_id: str) -> str:
+    """String held (with an expiry) by the one API process writing a batch's files."""
+    return f"{batch(batch_id)}:lock"
+
+
+def batch_validation_lock(batch_id: str) -> str:
+    """String held (with an expiry) by the one API process checking a batch's lines and queuing
+    its parts."""
+    return f"{batch(batch_id)}:validation-lock"
+
+
 def batch_plan(batch_id: str) -> str:
     """Hash of a batch's part number to the part's plan (its prediction and its lines, as JSON)."""
     return f"{batch(batch_id)}:plan"

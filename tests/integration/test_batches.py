@@ -93,9 +93,10 @@ def test_an_embeddings_batch_answers_each_line_as_the_endpoint_does(oai: openai.
         completion_window="24h",
         metadata={"job": "nightly"},
     )
-    assert batch.status == "in_progress" and batch.request_counts.total == 41
+    assert batch.status == "validating"  # its lines are checked after the create answers, as OpenAI's
     done = finished(oai, batch.id)
-    assert done.status == "completed" and done.error_file_id is None
+    assert done.status == "completed" and done.error_file_id is None and done.in_progress_at is not None
+    assert done.request_counts.total == 41
     assert (done.request_counts.completed, done.request_counts.failed) == (41, 0)
     assert done.metadata == {"job": "nightly"} and done.usage is not None
     output = lines_of(oai, done.output_file_id)
@@ -123,10 +124,11 @@ def test_a_bad_line_fails_the_batch_and_nothing_runs(oai: openai.OpenAI, stack: 
         request("c", "/v1/predictions", {"model": "inferq/nope", "input": {}}),
         request("d", "/v1/predictions", {"model": "inferq/echo", "input": {"delay_s": -1}}),
     ]
-    batch = oai.batches.create(
+    made = oai.batches.create(
         input_file_id=upload(oai, lines), endpoint="/v1/predictions", completion_window="24h"
     )
-    assert batch.status == "failed" and batch.failed_at is not None
+    batch = finished(oai, made.id)
+    assert batch.status == "failed" and batch.failed_at is not None and batch.in_progress_at is None
     assert batch.errors is not None
     assert [(e.line, e.code) for e in batch.errors.data] == [
         (2, "duplicate_custom_id"),
@@ -138,6 +140,31 @@ def test_a_bad_line_fails_the_batch_and_nothing_runs(oai: openai.OpenAI, stack: 
     client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
     assert client.zcard(keys.owner_predictions("alice")) == 0
     client.close()
+
+
+def test_a_batch_cancelled_as_it_is_made_runs_each_line_at_most_once(
+    oai: openai.OpenAI, start_worker: Callable[..., str], tmp_path: Path
+) -> None:
+    """Cancelled before, while or after its lines are checked and its parts queued: either nothing
+    was queued (no line counted) or every line is in the output or error file once."""
+    start_worker(["tests.idle"])
+    totals = []
+    for pause in (0.0, 0.1, 0.2, 0.3, None):  # None: once it is in progress
+        batch = idle_batch(oai, tmp_path / "runs", 200, seconds=0.05)
+        if pause is None:
+            while oai.batches.retrieve(batch.id).status == "validating":
+                time.sleep(0.02)
+        else:
+            time.sleep(pause)
+        assert oai.batches.cancel(batch.id).status in {"cancelling", "cancelled"}
+        done = finished(oai, batch.id)
+        assert done.status == "cancelled"
+        output, errors = lines_of(oai, done.output_file_id), lines_of(oai, done.error_file_id)
+        assert not set(output) & set(errors)
+        every = {f"r{i}" for i in range(200)} if done.request_counts.total else set()
+        assert set(output) | set(errors) == every
+        totals.append(done.request_counts.total)
+    assert totals[-1] == 200, totals
 
 
 def test_prediction_lines_and_their_failures(
@@ -303,7 +330,7 @@ def test_a_batch_failed_as_it_is_made_tells_its_webhook(oai: openai.OpenAI) -> N
             extra_body={"webhook": {"url": receiver.url}},
         )
         [(headers, body)] = receiver.wait_for_terminal(terminal=FINAL)
-    assert batch.status == "failed"
+    assert batch.status == "validating"
     sent = json.loads(body)
     assert (sent["id"], sent["status"]) == (batch.id, "failed")
     assert [e["code"] for e in sent["errors"]["data"]] == ["duplicate_custom_id"]

@@ -22,7 +22,6 @@ def open_batch(
     batches: BatchStore, store: PredictionStore, lines_per_part: list[int]
 ) -> tuple[Batch, list[str]]:
     batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-1")
-    batch.parts, batch.total = len(lines_per_part), sum(lines_per_part)
     batch.times = {"created_at": int(time.time()), "expires_at": int(time.time()) + 3600}
     made = [
         new(store, "alice", priority=Priority.BATCH, batch_part=f"{batch.id} {number} {lines}")
@@ -32,8 +31,9 @@ def open_batch(
         Part(p.id, [Line(f"c{n}-{i}", i + 1) for i in range(k)])
         for n, (p, k) in enumerate(zip(made, lines_per_part, strict=True))
     ]
-    batches.add(batch, plan, due=time.time() + 3600)
-    batches.started(batch.id)
+    batches.add(batch, due=time.time() + 7200)  # as its validator postpones it
+    assert batches.plan_parts(batch.id, plan, sum(lines_per_part))
+    assert batches.started(batch.id, time.time() + 3600)
     return batch, [p.id for p in made]
 
 
@@ -123,12 +123,38 @@ def test_a_batch_without_a_webhook_queues_none(
     assert webhook_news(client, batch.id) == ([], None)
 
 
-def test_a_batch_failed_as_it_is_made_queues_its_webhook_and_expires(
+def test_a_batch_cancelled_while_validating_gets_no_plan(batches: BatchStore) -> None:
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-1")
+    batches.add(batch, due=time.time())
+    assert batches.move(batch.id, [BatchStatus.VALIDATING], BatchStatus.CANCELLING)
+    assert not batches.plan_parts(batch.id, [Part("p1", [Line("a", 1)])], 1)
+    assert batches.plan(batch.id) == {}
+    assert not batches.started(batch.id, time.time())
+    found = batches.get(batch.id)
+    assert found is not None and (found.status, found.parts, found.total) == (BatchStatus.CANCELLING, 0, 0)
+
+
+def test_a_started_batch_is_due_at_its_window_unless_sooner(
     batches: BatchStore, client: fakeredis.FakeRedis
 ) -> None:
-    batch = Batch(new_batch_id(), "alice", BatchStatus.FAILED, "/v1/predictions", "file-1")
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-1")
+    batches.add(batch, due=time.time() + 600)  # its validator's postponement
+    assert batches.plan_parts(batch.id, [Part("p1", [Line("a", 1)])], 1)
+    batches.postpone(batch.id, 5.0)  # its only part ended already
+    assert batches.started(batch.id, time.time() + 3600)
+    assert client.zscore(keys.batches_open(), batch.id) == 5.0
+    found = batches.get(batch.id)
+    assert found is not None and found.status is BatchStatus.IN_PROGRESS and found.times["in_progress_at"]
+
+
+def test_a_batch_failed_while_validating_queues_its_webhook_and_expires(
+    batches: BatchStore, client: fakeredis.FakeRedis
+) -> None:
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-1")
     batch.fields = {"webhook": {"url": "https://example.com/hook", "secret": "s"}}
-    batches.add(batch, [], due=time.time())
+    batches.add(batch, due=time.time())
+    assert batches.move(batch.id, [BatchStatus.VALIDATING], BatchStatus.FAILED, failed_at=1)
+    batches.closed(batch.id)
     snapshots, due = webhook_news(client, batch.id)
     assert [json.loads(s) for s in snapshots] == [{"batch": batch.id, "status": "failed"}]
     assert due is not None

@@ -40,6 +40,8 @@ PID = "0190f3a2-7b1c-7d3e-8f00-0123456789ab"
         (keys.batch("batch_1"), "inferq:batch:batch_1"),
         (keys.batch_results("batch_1"), "inferq:batch:batch_1:results"),
         (keys.batch_plan("batch_1"), "inferq:batch:batch_1:plan"),
+        (keys.batch_lock("batch_1"), "inferq:batch:batch_1:lock"),
+        (keys.batch_validation_lock("batch_1"), "inferq:batch:batch_1:validation-lock"),
         (keys.owner_batches("alice"), "inferq:owner:alice:batches"),
     ],
 )
