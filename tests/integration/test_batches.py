@@ -21,6 +21,7 @@ import wriftai
 from common.processes.embedded_redis import EmbeddedRedis, free_port
 from common.processes.launcher import Launcher
 from common.store import keys
+from common.store.batches import Batch, BatchStatus, BatchStore, Line, Part, new_batch_id
 from tests.conftest import KEYS, base_env
 from tests.integration.conftest import Stack, pool_children
 from tests.integration.receivers import receiving
@@ -165,6 +166,51 @@ def test_a_batch_cancelled_as_it_is_made_runs_each_line_at_most_once(
         assert set(output) | set(errors) == every
         totals.append(done.request_counts.total)
     assert totals[-1] == 200, totals
+
+
+def test_a_batch_needing_more_than_the_key_may_have_pending_fails(tmp_path: Path) -> None:
+    """On a Redis of its own: any API process on the same Redis may validate a batch, with its own
+    settings."""
+    redis_server = EmbeddedRedis(tmp_path / "redis").start()
+    env = base_env(redis_server.url, tmp_path / "data", INFERQ_MAX_PENDING_PER_KEY="3")
+    launcher = Launcher(env, log_dir=tmp_path / "logs")
+    lines = [
+        request(f"r{i}", "/v1/predictions", {"model": "inferq/echo", "input": {"prompt": "x"}})
+        for i in range(5)
+    ]
+    try:
+        with client_for(launcher.start_api("127.0.0.1", free_port())) as client:
+            batch = client.batches.create(
+                input_file_id=upload(client, lines),
+                endpoint="/v1/predictions",  # type: ignore[arg-type]
+                completion_window="24h",
+            )
+            done = finished(client, batch.id)
+        assert done.status == "failed" and done.errors is not None
+        assert [e.code for e in done.errors.data] == ["too_many_pending"]
+        assert "Split the file" in (done.errors.data[0].message or "")
+        with redis.Redis.from_url(redis_server.url) as client:
+            assert client.zcard(keys.owner_predictions("alice")) == 0
+    finally:
+        launcher.stop_all()
+        redis_server.stop()
+
+
+def test_a_batch_whose_validator_died_queuing_its_parts_fails(oai: openai.OpenAI, stack: Stack) -> None:
+    """Its plan stored, its parts not all queued, its validator gone (no lock): the next look
+    fails it and cancels what was queued, rather than leave it half-run."""
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    store = BatchStore(client, 3600)
+    now = int(time.time())
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-gone")
+    batch.times = {"created_at": now, "expires_at": now + 3600}
+    store.add(batch, due=now + 3600)
+    assert store.plan_parts(batch.id, [Part("p-never-made", [Line("a", 1)])], 1)
+    store.postpone(batch.id, now)
+    done = finished(oai, batch.id)
+    client.close()
+    assert done.status == "failed" and done.errors is not None
+    assert [e.code for e in done.errors.data] == ["queueing_failed"]
 
 
 def test_prediction_lines_and_their_failures(
