@@ -1,8 +1,8 @@
-"""Finishing batches: their output and error files, once every part ended, the window passed, or
-they were cancelled.
+"""Moving batches on: validating new ones (``batches.validate``), and finishing them with their
+output and error files once every part ended, the window passed, or they were cancelled.
 
 Every API process looks at the batches that are due (``BatchStore.due``) five
-times a second; a lock makes one of them finish each batch, and a finisher that dies
+times a second; a lock makes one of them validate or finish each batch, and one that dies
 midway leaves the lock to lapse and the batch due again. Output lines are what
 each endpoint answers to its one request, in OpenAI's batch shape; they are in
 part order, which clients must not rely on (they join on ``custom_id``).
@@ -41,8 +41,8 @@ first died queuing them) fails the batch."""
 
 
 class BatchFinisher:
-    """Moves due batches on: stops the parts of expired ones, and writes the files of those whose
-    parts all ended."""
+    """Moves due batches on: validates new ones, stops the parts of expired ones, and writes the
+    files of those whose parts all ended."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
