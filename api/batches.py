@@ -18,6 +18,7 @@ from common.errors import InvalidRequest, NotFound
 from common.ids import new_prediction_id
 from common.records import Prediction, Priority, Status
 from common.store.batches import Batch, BatchStatus, Part, new_batch_id
+from common.store.predictions import CancelOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def validate(services: Services, batch: Batch) -> None:
         fail_unqueued(services, batch, parts)
         raise
     if not services.batches.started(batch.id, batch.times["expires_at"] or time.time()):
-        stop_parts(services, batch)  # cancelled while its parts were queued
+        cancel_parts(services, batch, parts)  # cancelled while they were queued (perhaps ended since)
 
 
 def fail(services: Services, batch: Batch, problems: list[dict[str, Any]]) -> None:
@@ -151,12 +152,17 @@ def tell_webhook(services: Services, batch: Batch) -> None:
 
 def fail_unqueued(services: Services, batch: Batch, parts: list[Part]) -> None:
     """A batch whose parts could not all be queued: those queued are cancelled, and it fails."""
+    cancel_parts(services, batch, parts)
+    fail(services, batch, [batch_lines.problem("queueing_failed", "The batch could not be queued.", 0)])
+
+
+def cancel_parts(services: Services, batch: Batch, parts: list[Part]) -> None:
+    """Cancels ``parts`` (those not made, or ended, are left as they are)."""
     for part in parts:
         try:
             services.store.request_cancel(part.prediction_id, batch.owner)
         except Exception:  # its queue deadline ends it otherwise
             logger.warning("could not cancel part %s of batch %s", part.prediction_id, batch.id)
-    fail(services, batch, [batch_lines.problem("queueing_failed", "The batch could not be queued.", 0)])
 
 
 def cancel(services: Services, owner: str, batch_id: str) -> Batch:
@@ -175,11 +181,15 @@ def cancel(services: Services, owner: str, batch_id: str) -> Batch:
 
 
 def stop_parts(services: Services, batch: Batch) -> None:
-    """Cancels the parts that have not ended (cancelling an ended one changes nothing)."""
+    """Cancels the parts that have not ended (cancelling an ended one changes nothing); a part
+    whose prediction was never made (the queuing was cut short) ends with no result."""
     ended = services.batches.results(batch.id)
     for number, part in services.batches.plan(batch.id).items():
-        if number not in ended:
-            services.store.request_cancel(part.prediction_id, batch.owner)
+        if ended.get(number):  # it ran, or was cancelled, already
+            continue
+        outcome = services.store.request_cancel(part.prediction_id, batch.owner)
+        if outcome is CancelOutcome.MISSING and number not in ended:
+            services.batches.never_queued(batch.id, number)
     services.batches.postpone(batch.id, time.time())
 
 

@@ -51,6 +51,19 @@ return 0
 """
 
 
+NEVER_QUEUED = """
+-- KEYS[1] the batch, KEYS[2] its results, KEYS[3] the open batches. ARGV[1] the part's number,
+-- ARGV[2] now, ARGV[3] the batch's id. A part whose prediction was never made ends empty-handed,
+-- as lua/ending.lua ends a part (once; a batch whose last part ended is due now). Returns 1 if so.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], '{}') == 0 then return 0 end
+if redis.call('HINCRBY', KEYS[1], 'ended', 1) >= tonumber(redis.call('HGET', KEYS[1], 'parts') or '0') then
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+end
+return 1
+"""
+
+
 class BatchStatus(StrEnum):
     """A batch's lifecycle, as OpenAI names it."""
 
@@ -204,6 +217,7 @@ class BatchStore:
         self._kept = max(self.retention, 24 * 3600)
         """Seconds an ended batch's record is kept."""
         self._move = client.register_script(MOVE)
+        self._never_queued = client.register_script(NEVER_QUEUED)
 
     def add(self, batch: Batch, due: float) -> None:
         """Stores a new ``validating`` batch, indexed for its owner, due for a look at ``due``."""
@@ -293,6 +307,16 @@ class BatchStore:
     def plan(self, batch_id: str) -> dict[int, Part]:
         raw = cast(dict[str, str], self.redis.hgetall(keys.batch_plan(batch_id)))
         return {int(number): Part.from_json(value) for number, value in raw.items()}
+
+    def never_queued(self, batch_id: str, number: int) -> bool:
+        """Ends part ``number``, whose prediction does not exist (its batch was cancelled while its
+        parts were queued, and the queuing stopped), with no result: its lines did not run. A
+        prediction made for it after all is ignored (its part has ended) and cancelled."""
+        written = self._never_queued(
+            keys=[keys.batch(batch_id), keys.batch_results(batch_id), keys.batches_open()],
+            args=[number, repr(time.time()), batch_id],
+        )
+        return bool(written)
 
     def results(self, batch_id: str) -> dict[int, dict[str, Any]]:
         """Each ended part's record as it ended (a snapshot: its hash fields plus ``logs``)."""

@@ -213,6 +213,31 @@ def test_a_batch_whose_validator_died_queuing_its_parts_fails(oai: openai.OpenAI
     assert [e.code for e in done.errors.data] == ["queueing_failed"]
 
 
+def test_a_batch_cancelled_while_its_parts_are_queued_ends_with_every_line(
+    oai: openai.OpenAI, stack: Stack
+) -> None:
+    """Its plan stored, none of its parts made yet, its validator holding it: a cancel ends the parts
+    never made with no result, so the batch ends ``cancelled`` with each line in its error file."""
+    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
+    store = BatchStore(client, 3600)
+    now = int(time.time())
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-gone")
+    batch.times = {"created_at": now, "expires_at": now + 3600}
+    store.add(batch, due=now + 3600)
+    assert store.lock(batch.id, 60, validating=True)  # as its validator does while it queues
+    plan = [Part(f"p-not-yet-{n}", [Line(f"c{n}", n + 1)]) for n in range(2)]
+    assert store.plan_parts(batch.id, plan, 2)
+    assert oai.batches.cancel(batch.id).status in {"cancelling", "cancelled"}
+    done = finished(oai, batch.id)
+    client.close()
+    assert done.status == "cancelled" and done.request_counts.total == 2
+    errors = lines_of(oai, done.error_file_id)
+    assert {c: line["error"]["code"] for c, line in errors.items()} == {
+        "c0": "batch_cancelled",
+        "c1": "batch_cancelled",
+    }
+
+
 def test_prediction_lines_and_their_failures(
     oai: openai.OpenAI, start_worker: Callable[..., str], stack: Stack
 ) -> None:

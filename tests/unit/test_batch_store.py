@@ -160,3 +160,37 @@ def test_a_batch_failed_while_validating_queues_its_webhook_and_expires(
     assert due is not None
     assert client.ttl(keys.batch(batch.id)) > 0
     assert batch.id not in client.zrange(keys.batches_open(), 0, -1)
+
+
+def test_a_part_never_queued_ends_once_with_no_result(
+    batches: BatchStore, store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-1")
+    batches.add(batch, due=time.time() + 7200)
+    made = new(store, "alice", priority=Priority.BATCH, batch_part=f"{batch.id} 1 1")
+    assert batches.plan_parts(
+        batch.id, [Part("never-made", [Line("a", 1)]), Part(made.id, [Line("b", 2)])], 2
+    )
+    assert batches.never_queued(batch.id, 0)
+    assert not batches.never_queued(batch.id, 0)  # once
+    found = batches.get(batch.id)
+    assert found is not None and found.ended == 1 and batches.due(time.time()) == []
+    store.request_cancel(made.id, "alice")
+    found = batches.get(batch.id)
+    assert found is not None and (found.ended, found.completed, found.failed) == (2, 0, 0)
+    assert batches.due(time.time()) == [batch.id]  # every part ended
+    assert batches.results(batch.id)[0] == {}
+
+
+def test_a_part_ending_after_its_batch_ended_changes_nothing(
+    batches: BatchStore, store: PredictionStore, client: fakeredis.FakeRedis
+) -> None:
+    batch, (first, late) = open_batch(batches, store, [1, 1])
+    store.request_cancel(first, "alice")
+    assert batches.move(batch.id, [BatchStatus.IN_PROGRESS], BatchStatus.CANCELLED, cancelled_at=1)
+    batches.closed(batch.id)
+    assert store.claim(late, "t", ready=True).outcome is ClaimOutcome.CLAIMED
+    assert store.finish(late, "t", Status.SUCCEEDED, output={"ok": 1})  # the prediction itself ends
+    found = batches.get(batch.id)
+    assert found is not None and (found.ended, found.completed) == (1, 0)
+    assert client.exists(keys.batch_results(batch.id)) == 0

@@ -10,7 +10,10 @@ local function part_ended(now, status, fields)
   local batch_id, number, lines = string.match(fields['batch_part'], '^(%S+) (%d+) (%d+)$')
   if not batch_id then return end
   local batch = BATCH_PREFIX .. batch_id
-  if redis.call('EXISTS', batch) == 0 then return end
+  local batch_status = redis.call('HGET', batch, 'status')
+  -- Gone, or ended already (a part made after its batch was cancelled and finished): nothing to keep.
+  if not batch_status or batch_status == 'completed' or batch_status == 'cancelled'
+      or batch_status == 'expired' or batch_status == 'failed' then return end
   if redis.call('HSETNX', batch .. ':results', number, snapshot(fields)) == 0 then return end
   local counted = nil
   if status == 'succeeded' then counted = 'completed' elseif status ~= 'cancelled' then counted = 'failed' end
