@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -196,19 +197,31 @@ def test_a_batch_needing_more_than_the_key_may_have_pending_fails(tmp_path: Path
         redis_server.stop()
 
 
-def test_a_batch_whose_validator_died_queuing_its_parts_fails(oai: openai.OpenAI, stack: Stack) -> None:
-    """Its plan stored, its parts not all queued, its validator gone (no lock): the next look
-    fails it and cancels what was queued, rather than leave it half-run."""
+@contextmanager
+def half_queued(stack: Stack, parts: int) -> Iterator[tuple[BatchStore, str]]:
+    """A ``validating`` batch of alice's as a validator leaves it midway: its plan of ``parts``
+    parts (one line each, ``c0``, ``c1``...) stored, none of their predictions made yet; not due."""
     client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
     store = BatchStore(client, 3600)
     now = int(time.time())
     batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-gone")
     batch.times = {"created_at": now, "expires_at": now + 3600}
     store.add(batch, due=now + 3600)
-    assert store.plan_parts(batch.id, [Part("p-never-made", [Line("a", 1)])], 1)
-    store.postpone(batch.id, now)
-    done = finished(oai, batch.id)
-    client.close()
+    assert store.plan_parts(
+        batch.id, [Part(f"p-not-yet-{n}", [Line(f"c{n}", n + 1)]) for n in range(parts)], parts
+    )
+    try:
+        yield store, batch.id
+    finally:
+        client.close()
+
+
+def test_a_batch_whose_validator_died_queuing_its_parts_fails(oai: openai.OpenAI, stack: Stack) -> None:
+    """Its validator gone (no lock): the next look fails it and cancels what was queued, rather
+    than leave it half-run."""
+    with half_queued(stack, 1) as (store, batch_id):
+        store.postpone(batch_id, time.time())
+        done = finished(oai, batch_id)
     assert done.status == "failed" and done.errors is not None
     assert [e.code for e in done.errors.data] == ["queueing_failed"]
 
@@ -216,20 +229,12 @@ def test_a_batch_whose_validator_died_queuing_its_parts_fails(oai: openai.OpenAI
 def test_a_batch_cancelled_while_its_parts_are_queued_ends_with_every_line(
     oai: openai.OpenAI, stack: Stack
 ) -> None:
-    """Its plan stored, none of its parts made yet, its validator holding it: a cancel ends the parts
-    never made with no result, so the batch ends ``cancelled`` with each line in its error file."""
-    client = redis.Redis.from_url(stack.env["INFERQ_REDIS_URL"], decode_responses=True)
-    store = BatchStore(client, 3600)
-    now = int(time.time())
-    batch = Batch(new_batch_id(), "alice", BatchStatus.VALIDATING, "/v1/predictions", "file-gone")
-    batch.times = {"created_at": now, "expires_at": now + 3600}
-    store.add(batch, due=now + 3600)
-    assert store.lock(batch.id, 60, validating=True)  # as its validator does while it queues
-    plan = [Part(f"p-not-yet-{n}", [Line(f"c{n}", n + 1)]) for n in range(2)]
-    assert store.plan_parts(batch.id, plan, 2)
-    assert oai.batches.cancel(batch.id).status in {"cancelling", "cancelled"}
-    done = finished(oai, batch.id)
-    client.close()
+    """Its validator still holding it: a cancel ends the parts never made with no result, so the
+    batch ends ``cancelled`` with each line in its error file."""
+    with half_queued(stack, 2) as (store, batch_id):
+        assert store.lock(batch_id, 60, validating=True)  # as its validator does while it queues
+        assert oai.batches.cancel(batch_id).status in {"cancelling", "cancelled"}
+        done = finished(oai, batch_id)
     assert done.status == "cancelled" and done.request_counts.total == 2
     errors = lines_of(oai, done.error_file_id)
     assert {c: line["error"]["code"] for c, line in errors.items()} == {
