@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 import redis
 import wriftai
@@ -18,6 +19,7 @@ from common.processes.launcher import Launcher
 from common.store import keys
 from common.store.notifier import split_news
 from tests.conftest import KEYS, base_env
+from tests.integration.batch_client import client_for
 from tests.integration.sentinels import SentinelGroup
 from tests.integration.terminals import Terminals
 
@@ -93,6 +95,14 @@ def bob(stack: Stack) -> Iterator[wriftai.Client]:
     """The official client as owner ``bob``."""
     with stack.client("bob") as client:
         yield client
+
+
+@pytest.fixture
+def oai(stack: Stack) -> Iterator[openai.OpenAI]:
+    """An ``openai`` client of alice's on the stack (no retries)."""
+    client = client_for(stack.base_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture
