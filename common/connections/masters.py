@@ -286,23 +286,49 @@ def follow_master(client: redis.Redis) -> None:
 
 def confirm_master(client: redis.Redis, acked: int, wanted: int) -> None:
     """Raises :class:`MasterReplaced` unless the server this thread last sent a command to is the
-    master the Sentinels name now (or no Sentinel answers); for a client that finds Redis through
-    them, after a write acknowledged by ``acked`` replicas of ``wanted`` that took over ``SLOW_WRITE``.
+    master every Sentinel that answers names now, with no failover of it under way (and at least
+    one answers); for a client that finds Redis through them, after a write acknowledged by
+    ``acked`` replicas of ``wanted`` that took over ``SLOW_WRITE``.
 
     A write so slow may have waited out a pause in which its master was
     replaced (:class:`MasterReplaced`); every connection to it is then cut at
-    once. Only slow writes ask: a fresh connection asks the Sentinels as it
-    opens, and :class:`MasterWatch` cuts old ones to a replaced master within
-    ``WATCH_INTERVAL`` (a fast write in that window is the gap left open).
+    once. Every Sentinel is asked, not the first to answer: while a failover
+    runs, only its leader knows (``failover_in_progress``), and the others go on
+    naming the old master until the leader has reconfigured the replicas, which
+    is when a write acknowledged by one of them is lost. Only slow writes ask:
+    a fresh connection asks the Sentinels as it opens, and :class:`MasterWatch`
+    cuts old ones to a replaced master within ``WATCH_INTERVAL`` (a fast write
+    in that window is the gap left open).
     """
     pool = client.connection_pool
     if not isinstance(pool, SentinelConnectionPool):
         return
     server = getattr(_SENT, "address", None)
-    try:
-        host, port = pool.sentinel_manager.discover_master(pool.service_name)
-    except redis.RedisError:
-        raise MasterReplaced(server, acked, wanted) from None  # unconfirmed does not count
-    if server != (host, int(port)):
+    if not _named_by_every_sentinel(pool, server):
         WATCH.cut_stale()  # the retry must not find an idle connection to it in the pool
         raise MasterReplaced(server, acked, wanted)
+
+
+_NOT_SETTLED = {"s_down", "o_down", "failover_in_progress"}
+"""A Sentinel's flags of a master that is down or being replaced."""
+
+
+def _named_by_every_sentinel(pool: SentinelConnectionPool, server: Any) -> bool:
+    """Whether every Sentinel that answers names ``server`` (``(host, port)``) as the master, settled
+    (:data:`_NOT_SETTLED`), and at least one answers."""
+    manager = pool.sentinel_manager
+    answered = False
+    for sentinel in manager.sentinels:
+        try:
+            state = sentinel.sentinel_masters().get(pool.service_name)
+        except redis.RedisError:
+            continue
+        if state is None:
+            return False  # it does not monitor the service (any more)
+        flags = state["flags"]
+        flags = set(flags.split(",")) if isinstance(flags, str) else set(flags)
+        host = getattr(manager, "_force_master_ip", None) or state["ip"]
+        if (host, int(state["port"])) != server or flags & _NOT_SETTLED:
+            return False
+        answered = True
+    return answered

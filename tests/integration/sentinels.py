@@ -146,10 +146,11 @@ class SentinelGroup:
         with self.client(server) as client:
             return int(client.info("server")["process_id"])
 
-    def name_master(self, server: EmbeddedRedis) -> None:
-        """Has every Sentinel monitor ``server`` as the master from now on, as a failover to it
-        would, while the master they named goes on (with its replicas) unaware."""
-        for port in self.sentinel_ports:
+    def name_master(self, server: EmbeddedRedis, sentinel_ports: list[int] | None = None) -> None:
+        """Has every Sentinel (or those on ``sentinel_ports``) monitor ``server`` as the master from
+        now on, as a failover to it would, while the master they named goes on (with its replicas)
+        unaware."""
+        for port in self.sentinel_ports if sentinel_ports is None else sentinel_ports:
             with self.sentinel(port) as sentinel:
                 sentinel.sentinel_remove(MASTER)
                 sentinel.sentinel_monitor(MASTER, "127.0.0.1", server.port, 2)

@@ -99,6 +99,20 @@ def test_a_slow_write_to_a_replaced_master_does_not_count_and_the_client_moves_a
         elsewhere.stop(kill=True)
 
 
+def test_a_slow_write_counts_only_if_every_sentinel_names_its_master(
+    group: SentinelGroup, store: PredictionStore, watch_held: None, tmp_path: Path
+) -> None:
+    """While a failover runs, its leader knows before the others: one Sentinel naming another
+    master is enough for the write not to count, whichever the client asked first."""
+    elsewhere = EmbeddedRedis(tmp_path / "elsewhere").start()
+    try:
+        last = group.sentinel_ports[-1:]
+        answered = create_while_paused(group, store, lambda: group.name_master(elsewhere, last))
+        assert isinstance(answered.get("error"), MasterReplaced), answered
+    finally:
+        elsewhere.stop(kill=True)
+
+
 def test_a_slow_write_to_the_master_still_named_counts(group: SentinelGroup, store: PredictionStore) -> None:
     answered = create_while_paused(group, store)
     prediction = answered.get("prediction")
