@@ -20,11 +20,11 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import SentinelConnectionPool
 
 from common.config import Settings
 from common.config.sentinel_url import SentinelUrl
-from common.connections.masters import MasterConnection, MasterSSLConnection
+from common.connections.masters import MasterConnection, MasterSSLConnection, SettledSentinels
 
 REFUSALS = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "LOADING")
 """Error codes with which a working Redis refuses a command for now: at ``maxmemory``, a replica
@@ -68,7 +68,7 @@ def redis_client(settings: Settings, *, retries: int = 1, url: str | None = None
     sentinels = SentinelUrl.parse(url)
     if sentinels is None:
         return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **options))
-    manager = Sentinel(list(sentinels.hosts), sentinel_kwargs=_sentinel_kwargs(settings, sentinels))
+    manager = SettledSentinels(list(sentinels.hosts), sentinel_kwargs=_sentinel_kwargs(settings, sentinels))
     pool = BlockingSentinelPool(
         settings.redis_master,
         manager,

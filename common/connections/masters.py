@@ -16,10 +16,16 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import redis
-from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection, SentinelManagedSSLConnection
+from redis.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +124,14 @@ class MasterWatch:
     later, as they look at a former master's role only so often. Meanwhile a
     worker's broker consumer blocked on it hears of no task, and a subscription
     hears no news. So the watch asks the Sentinels where the master is as soon
-    as one of them announces a new one (``+switch-master``, heard on a
-    subscription to one Sentinel of each group), and every ``WATCH_INTERVAL``
+    as one of them announces a new one or a master down (:data:`NEWS`, heard on
+    a subscription to one Sentinel of each group), and every ``WATCH_INTERVAL``
     seconds besides, and shuts the socket of every :class:`MasterConnection` to
-    another server: its owner sees the connection closed and reconnects through
-    the Sentinels, as after any dropped connection. A master still asleep when
-    it is replaced so has no connection of inferq's left when it wakes.
+    another server, or to the master they see down or are replacing: its owner
+    sees the connection closed and reconnects through the Sentinels
+    (:class:`SettledSentinels`: not while a failover runs), as after any
+    dropped connection. A master asleep when the Sentinels agree it is down so
+    has no connection of inferq's left when it wakes.
 
     One per process, started by the first connection made in it (a forked
     process starts its own).
@@ -144,11 +152,12 @@ class MasterWatch:
             self._connections.add(connection)
 
     def cut_stale(self) -> int:
-        """Shuts every watched connection to a server the Sentinels do not name master; returns how
-        many. A group whose Sentinels name none now (mid-failover, or none answers) is left alone."""
+        """Shuts every watched connection to a server the Sentinels do not name master, or to one
+        they see down or are replacing (:meth:`SettledSentinels.survey`); returns how many. A group
+        whose Sentinels do not answer, or disagree, is left alone."""
         with self._lock:
             connections = list(self._connections)
-        masters: dict[tuple[Any, ...], tuple[str, int] | None] = {}
+        masters: dict[tuple[Any, ...], tuple[tuple[str, int] | None, tuple[str, int] | None]] = {}
         cut = 0
         for connection in connections:
             sock = connection._sock
@@ -157,19 +166,17 @@ class MasterWatch:
             pool = connection.connection_pool
             group = _sentinel_group(pool)
             if group not in masters:
-                try:
-                    masters[group] = pool.sentinel_manager.discover_master(pool.service_name)
-                except redis.RedisError:
-                    masters[group] = None
-            master = masters[group]
-            if master is not None and (connection.host, int(connection.port)) != (master[0], int(master[1])):
+                masters[group] = _survey(pool)
+            master, replaced = masters[group]
+            address = (connection.host, int(connection.port))
+            if (master is not None and address != master) or address == replaced:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                     cut += 1
                 except OSError:
                     pass  # closed by its owner meanwhile
         if cut:
-            logger.warning("cut %d connection(s) to a Redis the Sentinels no longer name master", cut)
+            logger.warning("cut %d connection(s) to a Redis that is not the Sentinels' settled master", cut)
         return cut
 
     def _run(self) -> None:
@@ -185,9 +192,14 @@ class MasterWatch:
                 time.sleep(WATCH_INTERVAL)
 
 
+NEWS = ("+switch-master", "+odown")
+"""What the watch hears from a Sentinel: a new master, and a master down by the Sentinels'
+agreement (a failover follows: its connections are cut while it is down, before it can wake)."""
+
+
 class SwitchNews:
-    """The watch's ears: a subscription to ``+switch-master`` on one Sentinel of each group (the
-    next one when it stops answering)."""
+    """The watch's ears: a subscription to :data:`NEWS` on one Sentinel of each group (the next one
+    when it stops answering)."""
 
     def __init__(self) -> None:
         self._subscriptions: dict[tuple[Any, ...], tuple[int, Any]] = {}
@@ -203,8 +215,8 @@ class SwitchNews:
                 self._subscribe(group, pool)
 
     def wait(self, groups: dict[tuple[Any, ...], Any]) -> bool:
-        """Follows ``groups``; returns True once a Sentinel of theirs announced a new master, False
-        after ``WATCH_INTERVAL`` seconds without."""
+        """Follows ``groups``; returns True once a Sentinel of theirs announced a new master or a
+        master down, False after ``WATCH_INTERVAL`` seconds without."""
         self.follow(groups)
         if not groups:
             time.sleep(IDLE_LOOK)
@@ -231,7 +243,7 @@ class SwitchNews:
         sentinels = pool.sentinel_manager.sentinels
         pubsub = sentinels[index % len(sentinels)].pubsub()
         try:
-            pubsub.subscribe("+switch-master")
+            pubsub.subscribe(*NEWS)
             confirmed = pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
         except (redis.RedisError, OSError):
             confirmed = None
@@ -247,6 +259,19 @@ class SwitchNews:
         if pubsub is not None:
             pubsub.close()
         self._subscriptions[group] = (index + 1, None)
+
+
+def _survey(pool: Any) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """The pool's settled master, or the one being replaced (:meth:`SettledSentinels.survey`);
+    ``(None, None)`` when neither is known."""
+    manager = pool.sentinel_manager
+    try:
+        if isinstance(manager, SettledSentinels):
+            return manager.survey(pool.service_name)
+        host, port = manager.discover_master(pool.service_name)
+        return (host, int(port)), None
+    except redis.RedisError:
+        return None, None
 
 
 def _sentinel_group(pool: Any) -> tuple[Any, ...]:
@@ -286,49 +311,83 @@ def follow_master(client: redis.Redis) -> None:
 
 def confirm_master(client: redis.Redis, acked: int, wanted: int) -> None:
     """Raises :class:`MasterReplaced` unless the server this thread last sent a command to is the
-    master every Sentinel that answers names now, with no failover of it under way (and at least
-    one answers); for a client that finds Redis through them, after a write acknowledged by
-    ``acked`` replicas of ``wanted`` that took over ``SLOW_WRITE``.
+    settled master the Sentinels name now (:meth:`SettledSentinels.discover_master`; unconfirmed,
+    none answering, does not count either); for a client that finds Redis through them, after a
+    write acknowledged by ``acked`` replicas of ``wanted`` that took over ``SLOW_WRITE``.
 
     A write so slow may have waited out a pause in which its master was
     replaced (:class:`MasterReplaced`); every connection to it is then cut at
-    once. Every Sentinel is asked, not the first to answer: while a failover
-    runs, only its leader knows (``failover_in_progress``), and the others go on
-    naming the old master until the leader has reconfigured the replicas, which
-    is when a write acknowledged by one of them is lost. Only slow writes ask:
-    a fresh connection asks the Sentinels as it opens, and :class:`MasterWatch`
-    cuts old ones to a replaced master within ``WATCH_INTERVAL`` (a fast write
-    in that window is the gap left open).
+    once. Only slow writes ask: a fresh connection asks the Sentinels as it
+    opens, and :class:`MasterWatch` cuts old ones to a replaced master within
+    ``WATCH_INTERVAL`` (a fast write in that window is the gap left open).
     """
     pool = client.connection_pool
     if not isinstance(pool, SentinelConnectionPool):
         return
     server = getattr(_SENT, "address", None)
-    if not _named_by_every_sentinel(pool, server):
+    try:
+        host, port = pool.sentinel_manager.discover_master(pool.service_name)
+    except redis.RedisError:
+        raise MasterReplaced(server, acked, wanted) from None  # unconfirmed does not count
+    if server != (host, int(port)):
         WATCH.cut_stale()  # the retry must not find an idle connection to it in the pool
         raise MasterReplaced(server, acked, wanted)
 
 
-_NOT_SETTLED = {"s_down", "o_down", "failover_in_progress"}
-"""A Sentinel's flags of a master that is down or being replaced."""
+NOT_SETTLED = {"o_down", "failover_in_progress"}
+"""A Sentinel's flags of a master that is down by the Sentinels' agreement, or being replaced."""
 
 
-def _named_by_every_sentinel(pool: SentinelConnectionPool, server: Any) -> bool:
-    """Whether every Sentinel that answers names ``server`` (``(host, port)``) as the master, settled
-    (:data:`_NOT_SETTLED`), and at least one answers."""
-    manager = pool.sentinel_manager
-    answered = False
-    for sentinel in manager.sentinels:
-        try:
-            state = sentinel.sentinel_masters().get(pool.service_name)
-        except redis.RedisError:
-            continue
-        if state is None:
-            return False  # it does not monitor the service (any more)
-        flags = state["flags"]
-        flags = set(flags.split(",")) if isinstance(flags, str) else set(flags)
-        host = getattr(manager, "_force_master_ip", None) or state["ip"]
-        if (host, int(state["port"])) != server or flags & _NOT_SETTLED:
-            return False
-        answered = True
-    return answered
+class SettledSentinels(Sentinel):
+    """redis-py's ``Sentinel``, whose answer to "where is the master" is one no failover is replacing.
+
+    redis-py takes the first Sentinel's answer. While a failover runs, only its
+    leader knows (``failover_in_progress``), and until the leader has pointed the
+    replicas at the new master every Sentinel names the old one: a master woken
+    then would take writes that a replica not yet moved acknowledges, and that
+    are lost when it moves. So every Sentinel is asked; the master is the one
+    the newest configuration (``config-epoch``) names, and there is none while a
+    Sentinel of that configuration sees it down by agreement (``o_down``) or is
+    failing it over. A Sentinel that alone cannot reach it (``s_down``), or knows
+    too few others, is passed over, as redis-py passes it over; one still on an
+    older configuration (it missed a failover) is outvoted.
+    """
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        master, replaced = self.survey(service_name)
+        if master is None:
+            why = "is being failed over" if replaced else "has no master all answering Sentinels agree on"
+            raise MasterNotFoundError(f"{service_name!r} {why}")
+        return master
+
+    def survey(self, service_name: str) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+        """``(the settled master, None)``; ``(None, the master being replaced)`` while it is down by
+        agreement or failed over; ``(None, None)`` when no Sentinel answers or they disagree."""
+        newest: list[dict[str, Any]] = []
+        for sentinel in self.sentinels:
+            try:
+                masters = cast(dict[str, dict[str, Any]], sentinel.sentinel_masters())
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            state = masters.get(service_name)
+            if not state:
+                continue
+            epoch = int(state.get("config-epoch") or 0)
+            if not newest or epoch > int(newest[0].get("config-epoch") or 0):
+                newest = [state]
+            elif epoch == int(newest[0].get("config-epoch") or 0):
+                newest.append(state)
+        for state in newest:
+            if _flags(state) & NOT_SETTLED:
+                return None, self._address(state)
+        addresses = {self._address(state) for state in newest if self.check_master_state(state, service_name)}
+        return (addresses.pop(), None) if len(addresses) == 1 else (None, None)
+
+    def _address(self, state: dict[str, Any]) -> tuple[str, int]:
+        forced = self._force_master_ip
+        return (forced if forced is not None else state["ip"], int(state["port"]))
+
+
+def _flags(state: dict[str, Any]) -> set[str]:
+    flags = state.get("flags") or ""
+    return set(flags.split(",")) if isinstance(flags, str) else set(flags)

@@ -14,7 +14,7 @@ from common.connections import (
     redis_client,
     redis_unavailable,
 )
-from common.connections.masters import MasterConnection, ReplicasBehind
+from common.connections.masters import MasterConnection, ReplicasBehind, SettledSentinels
 from common.queue.broker import celery_config
 
 
@@ -115,3 +115,62 @@ def test_sentinels_over_tls() -> None:
         connection_class, redis.SSLConnection
     )
     assert broker_settings(settings)["broker_use_ssl"]
+
+
+class FakeSentinel:
+    """A Sentinel's answer to ``SENTINEL MASTERS`` (or its silence)."""
+
+    def __init__(self, state: dict[str, object] | None) -> None:
+        self.state = state
+
+    def sentinel_masters(self) -> dict[str, object]:
+        if self.state is None:
+            raise redis.ConnectionError("no answer")
+        return {"inferq": self.state}
+
+
+def seen(port: int, epoch: int = 1, flags: str = "master") -> dict[str, object]:
+    """A master's state as redis-py parses it (with its flags' booleans)."""
+    marks = set(flags.split(","))
+    return {
+        "ip": "10.0.0.9",
+        "port": port,
+        "config-epoch": epoch,
+        "flags": flags,
+        "num-other-sentinels": 2,
+        **{
+            key: flag in marks
+            for key, flag in (("is_master", "master"), ("is_sdown", "s_down"), ("is_odown", "o_down"))
+        },
+    }
+
+
+def settled(*states: dict[str, object] | None) -> tuple[str, int]:
+    manager = SettledSentinels([])
+    manager.sentinels = [FakeSentinel(state) for state in states]  # type: ignore[misc]
+    return manager.discover_master("inferq")
+
+
+def test_the_settled_master_is_the_newest_configurations() -> None:
+    assert settled(seen(1), seen(1), seen(1)) == ("10.0.0.9", 1)
+    assert settled(None, seen(1)) == ("10.0.0.9", 1)  # one answer is enough
+    assert settled(seen(1), seen(2, epoch=2), seen(2, epoch=2)) == ("10.0.0.9", 2)  # one missed a failover
+    assert settled(seen(1, flags="master,s_down"), seen(1)) == ("10.0.0.9", 1)  # one cannot reach it alone
+
+
+@pytest.mark.parametrize(
+    "states",
+    [
+        # The failover's leader knows; the others go on naming the old master until it is done.
+        (seen(1), seen(1, flags="master,failover_in_progress"), seen(1)),
+        (seen(1, flags="master,s_down,o_down"), seen(1)),  # down by the Sentinels' agreement
+        (seen(1), seen(2)),  # two masters in one configuration
+        (None, None, None),  # nobody answers
+        (seen(1, flags="master,s_down"),),
+    ],
+)
+def test_there_is_no_settled_master_while_it_is_replaced_or_disputed(
+    states: tuple[dict[str, object] | None, ...],
+) -> None:
+    with pytest.raises(redis.sentinel.MasterNotFoundError):
+        settled(*states)
